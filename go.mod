@@ -1,0 +1,3 @@
+module github.com/directdl/directdl
+
+go 1.24
