@@ -63,6 +63,7 @@ const (
 	reftOffsetMask         uint64 = 0xfffffffffffffe00
 	reftReservedMask       uint64 = 0x1ff
 	maxInt64               uint64 = 1<<63 - 1
+	maxRequestEnd          uint64 = 1<<63 - 1<<30 // BDRV_MAX_LENGTH
 )
 
 // Compression types (header byte 104).
@@ -276,3 +277,6 @@ func unmarshalFeatures(b []byte) []Feature {
 	}
 	return fs
 }
+
+func putU32(b []byte, v uint32) { binary.BigEndian.PutUint32(b, v) }
+func putU64(b []byte, v uint64) { binary.BigEndian.PutUint64(b, v) }

@@ -178,15 +178,13 @@ func Inspect(r io.ReaderAt) (*Image, error) {
 	if h.Size > maxInt64 {
 		return nil, invalid(ErrImageTooBig, "virtual size %d", h.Size)
 	}
-	need := l1Entries(h.Size&^511, h.ClusterBits, img.ExtendedL2())
+	// QEMU sizes the L1 table from the size as stored, not floored to 512.
+	need := l1Entries(h.Size, h.ClusterBits, img.ExtendedL2())
 	if need > 1<<31-1 {
 		return nil, invalid(ErrImageTooBig, "virtual size %d needs %d L1 entries", h.Size, need)
 	}
 	if uint64(h.L1Size) < need {
 		return nil, invalid(ErrL1Table, "L1 table is too small: %d entries, virtual size %d needs %d", h.L1Size, h.Size, need)
-	}
-	if size := readerSize(r); size >= 0 && h.L1Size > 0 && h.L1TableOffset >= uint64(size) {
-		return nil, invalid(ErrL1Table, "active L1 table at %d is past the end of the file (%d bytes)", h.L1TableOffset, size)
 	}
 
 	if h.IncompatibleFeatures&IncompatDataFile != 0 && img.DataFile == "" {
@@ -230,6 +228,11 @@ func validateTable(off, entries, entryLen, maxBytes, cs uint64) error {
 	}
 	if maxInt64-entries*entryLen < off {
 		return fmt.Errorf("table offset %d too large", off)
+	}
+	// QEMU reads the table when it opens the image; its block layer
+	// refuses requests ending past BDRV_MAX_LENGTH.
+	if entries > 0 && off+entries*entryLen > maxRequestEnd {
+		return fmt.Errorf("table at offset %d cannot be read (ends past 2^63-2^30)", off)
 	}
 	if off%cs != 0 {
 		return fmt.Errorf("table offset %#x is not cluster aligned", off)

@@ -63,12 +63,18 @@ func qemuArgs(o Options, file string) []string {
 	if o.CompressionType != "" {
 		opts = append(opts, "compression_type="+o.CompressionType)
 	}
+	if o.Preallocation != "" {
+		opts = append(opts, "preallocation="+o.Preallocation)
+	}
 	args := []string{"create", "-q", "-f", "qcow2"}
 	if len(opts) > 0 {
 		args = append(args, "-o", strings.Join(opts, ","))
 	}
 	if o.BackingFile != "" {
-		args = append(args, "-b", o.BackingFile, "-F", o.BackingFormat)
+		args = append(args, "-b", o.BackingFile)
+	}
+	if o.BackingFormat != "" {
+		args = append(args, "-F", o.BackingFormat)
 	}
 	if o.Unsafe {
 		args = append(args, "-u")
@@ -252,4 +258,8 @@ func (w *writerAtBuffer) WriteAt(p []byte, off int64) (int, error) {
 	}
 	copy(w.b[off:], p)
 	return len(p), nil
+}
+
+func (w *writerAtBuffer) ReadAt(p []byte, off int64) (int, error) {
+	return bytes.NewReader(w.b).ReadAt(p, off)
 }
