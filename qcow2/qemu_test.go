@@ -4,42 +4,29 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/directdl/directdl/internal/qemuimg"
 )
 
-// qemuImg returns the path of qemu-img. The tests that compare with it are
-// the point of this package, so a missing qemu-img fails the test when CI
-// is set (CI installs qemu-utils) and skips it elsewhere.
+// qemuImg returns the path of qemu-img (see qemuimg.Path).
 func qemuImg(t testing.TB) string {
 	t.Helper()
-	return needTool(t, "qemu-img")
+	return qemuimg.Path(t, "qemu-img")
 }
 
+// needTool returns the path of a QEMU tool (see qemuimg.Path).
 func needTool(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s not found; CI must install qemu-utils", name)
-		}
-		t.Skipf("%s not installed", name)
-	}
-	return p
+	return qemuimg.Path(t, name)
 }
 
 func runQemu(t testing.TB, dir string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(qemuImg(t), args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("qemu-img %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return qemuimg.Run(t, dir, args...)
 }
 
 // qemuArgs turns o into qemu-img create arguments.
@@ -95,73 +82,24 @@ const (
 	eiB = piB << 10
 )
 
-// createMatrix is the set of option combinations compared byte for byte
-// with qemu-img. It covers every option, the maximum size for several
-// cluster sizes, images with several refcount blocks and with refcount
-// tables that had to grow, version 2 images, and long backing names.
+// createMatrix is qemuimg.Matrix as Options, parsed from qemu-img's
+// syntax by ParseOptions and ParseSize.
 func createMatrix() []Options {
-	long := func(n int) string {
-		s := strings.Repeat("d/", n/2)
-		return (s + "base.qcow2")[len(s)+len("base.qcow2")-n:]
+	var m []Options
+	for _, c := range qemuimg.Matrix() {
+		o, err := ParseOptions(c.Options)
+		if err != nil {
+			panic(err)
+		}
+		if c.Size != "" {
+			if o.Size, err = ParseSize(c.Size); err != nil {
+				panic(err)
+			}
+		}
+		o.BackingFile, o.BackingFormat, o.Unsafe = c.Backing, c.Format, c.Unsafe
+		m = append(m, o)
 	}
-	return []Options{
-		{Size: 0},
-		{Size: 1000},
-		{Size: miB},
-		{Size: giB},
-		{Size: giB - 100},
-		{Size: 100 * giB},
-		{Size: tiB},
-		{Size: 4 * tiB},
-		{Size: 5 * tiB},
-		{Size: 16 * tiB},
-		{Size: 256 * tiB},
-		{Size: 2 * piB},
-		{Size: giB, ClusterSize: 512},
-		{Size: 10 * giB, ClusterSize: 512},
-		{Size: 40 * giB, ClusterSize: 512},
-		{Size: 128 * giB, ClusterSize: 512},
-		{Size: 128 * giB, ClusterSize: 512, RefcountBits: 1},
-		{Size: 20 * giB, ClusterSize: 512, RefcountBits: 64},
-		{Size: giB, ClusterSize: 1024},
-		{Size: 50 * giB, ClusterSize: 1024, RefcountBits: 32},
-		{Size: giB, ClusterSize: 4096},
-		{Size: 2 * tiB, ClusterSize: 4096},
-		{Size: 4 * tiB, ClusterSize: 4096},
-		{Size: 8 * tiB, ClusterSize: 4096},
-		{Size: 8 * tiB, ClusterSize: 4096, RefcountBits: 64},
-		{Size: giB, ClusterSize: 8192},
-		{Size: giB, ClusterSize: 2 * int(miB)},
-		{Size: 100 * giB, ClusterSize: 2 * int(miB)},
-		{Size: 2 * eiB, ClusterSize: 2 * int(miB)},
-		{Size: eiB, ClusterSize: 2 * int(miB), ExtendedL2: true},
-		{Size: giB, RefcountBits: 1},
-		{Size: giB, RefcountBits: 2},
-		{Size: giB, RefcountBits: 4},
-		{Size: giB, RefcountBits: 8},
-		{Size: giB, RefcountBits: 32},
-		{Size: giB, RefcountBits: 64},
-		{Size: giB, Compat: "0.10"},
-		{Size: 10 * giB, Compat: "0.10", ClusterSize: 512},
-		{Size: giB, Compat: "v2"},
-		{Size: giB, Compat: "v3", LazyRefcounts: true},
-		{Size: giB, CompressionType: "zstd"},
-		{Size: giB, CompressionType: "zlib"},
-		{Size: giB, ExtendedL2: true},
-		{Size: giB, ExtendedL2: true, ClusterSize: 16384},
-		{Size: piB, ExtendedL2: true},
-		{Size: giB, LazyRefcounts: true, ExtendedL2: true, CompressionType: "zstd", RefcountBits: 8},
-		{Size: giB, BackingFile: "base.qcow2", BackingFormat: "qcow2", Unsafe: true},
-		{Size: giB, BackingFile: "/var/lib/images/template-with-a-longer-name.qcow2", BackingFormat: "qcow2", Unsafe: true},
-		{Size: giB, BackingFile: long(213), BackingFormat: "raw", Unsafe: true},
-		{Size: giB, BackingFile: long(1023), BackingFormat: "qcow2", Unsafe: true},
-		{Size: giB, BackingFile: long(1023), BackingFormat: "qcow2", Unsafe: true, Compat: "0.10"},
-		{Size: giB, BackingFile: "base.qcow2", BackingFormat: "qcow2", Unsafe: true, Compat: "0.10"},
-		{Size: giB, BackingFile: long(376), BackingFormat: "qcow2", Unsafe: true, ClusterSize: 512},
-		{Size: giB, BackingFile: long(416), BackingFormat: "qcow2", Unsafe: true, ClusterSize: 512, Compat: "0.10"},
-		{Size: giB, BackingFile: long(400), BackingFormat: "qcow2", Unsafe: true, ClusterSize: 4096},
-		{Size: 5 * tiB, BackingFile: "base.qcow2", BackingFormat: "qcow2", Unsafe: true, ExtendedL2: true},
-	}
+	return m
 }
 
 func optName(o Options) string {
