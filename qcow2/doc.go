@@ -42,7 +42,10 @@
 // [Check] walks the refcount table and blocks and every L1 and L2 table,
 // the active one and each snapshot's, counts the references to every
 // cluster and compares them with the stored refcounts: a stored count lower
-// than the references is a corruption, a higher one a leak.
+// than the references is a corruption, a higher one a leak. [CheckResult]
+// has qemu-img check's JSON keys and exit codes ([CheckResult.ExitCode]);
+// its memory use is bounded whatever the image claims. [ReadSnapshots]
+// lists the internal snapshots.
 //
 // # Concurrency
 //

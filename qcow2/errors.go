@@ -34,6 +34,10 @@ var (
 	ErrExtension            = fmt.Errorf("%w: bad header extension", ErrInvalid)
 	ErrBackingFormat        = fmt.Errorf("%w: bad backing format extension", ErrInvalid)
 	ErrDataFile             = fmt.Errorf("%w: bad external data file settings", ErrInvalid)
+	// ErrBitmaps reports a persistent bitmap directory that QEMU refuses
+	// when it opens the image (qcow2_load_dirty_bitmaps); [Check] returns
+	// it.
+	ErrBitmaps = fmt.Errorf("%w: bad persistent bitmaps", ErrInvalid)
 )
 
 // ErrOptions is the parent of every error returned by [Options.Validate]:

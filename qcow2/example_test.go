@@ -1,6 +1,7 @@
 package qcow2_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
@@ -124,4 +125,29 @@ func ExampleRebase() {
 	// Output:
 	// /var/lib/libvirt/images/template.qcow2
 	// ""
+}
+
+// Check an image's metadata as qemu-img check does: a refcount lower than
+// the references is a corruption, a higher one a leak.
+func ExampleCheckFile() {
+	dir, err := os.MkdirTemp("", "qcow2-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	p := filepath.Join(dir, "disk.qcow2")
+	if err := qcow2.Create(p, qcow2.Options{Size: 1 << 30}); err != nil {
+		log.Fatal(err)
+	}
+	res, err := qcow2.CheckFile(context.Background(), p)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("clean:", res.Clean(), "exit code:", res.ExitCode())
+	fmt.Print(res.Summary())
+	// Output:
+	// clean: true exit code: 0
+	// No errors were found on the image.
+	// Image end offset: 262144
 }

@@ -112,5 +112,24 @@ func InfoFile(path string) (*Info, error) {
 			in.ActualSize = ptr(st.Blocks * 512)
 		}
 	}
+	snaps, err := ReadSnapshots(f, img)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, s := range snaps {
+		si := SnapshotInfo{
+			ID:          s.ID,
+			Name:        s.Name,
+			VMStateSize: s.VMStateSize,
+			DateSec:     s.DateSec,
+			DateNsec:    s.DateNsec,
+			VMClockSec:  s.VMClockNsec / 1e9,
+			VMClockNsec: s.VMClockNsec % 1e9,
+		}
+		if s.ICount != -1 {
+			si.ICount = ptr(s.ICount)
+		}
+		in.Snapshots = append(in.Snapshots, si)
+	}
 	return &in, nil
 }

@@ -278,3 +278,44 @@ func TestSeeds(t *testing.T) {
 // seedOf keeps the first 4 KiB of an image: all Inspect reads of the
 // 64 KiB-cluster test images that matters, and small enough to fuzz.
 func seedOf(b []byte) []byte { return b[:min(len(b), 4096)] }
+
+// TestInfoWithSnapshots compares InfoFile with qemu-img info on an image
+// with data and internal snapshots written by QEMU itself.
+func TestInfoWithSnapshots(t *testing.T) {
+	qemuImg(t)
+	qemuIO := needTool(t, "qemu-io")
+	t.Parallel()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "snap.qcow2")
+	if err := Create(p, Options{Size: giB, LazyRefcounts: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range [][]string{
+		{qemuIO, "-f", "qcow2", "-c", "write -P 0xaa 0 1M", p},
+		{qemuImg(t), "snapshot", "-c", "first", p},
+		{qemuIO, "-f", "qcow2", "-c", "write -P 0xbb 512k 1M", p},
+		{qemuImg(t), "snapshot", "-c", "second one", p},
+	} {
+		if out, err := exec.Command(step[0], step[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", step, err, out)
+		}
+	}
+	out, err := exec.Command(qemuImg(t), "info", "--output=json", p).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := InfoFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Snapshots) != 2 {
+		t.Fatalf("%d snapshots, want 2", len(info.Snapshots))
+	}
+	b, _ := json.Marshal(info)
+	var got, want map[string]any
+	json.Unmarshal(b, &got)
+	json.Unmarshal(out, &want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("info differs\n got: %s\nwant: %s", b, out)
+	}
+}
