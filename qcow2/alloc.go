@@ -129,6 +129,11 @@ type allocator struct {
 	maxTableIdx int64
 	freeIndex   int64
 	cache       map[int64][]byte // refcount blocks by offset; never evicted
+
+	// The last block looked up: allocation scans touch one block for
+	// thousands of clusters in a row.
+	lastOff   int64
+	lastBlock []byte
 }
 
 func newAllocator(clusterBits, order uint32) *allocator {
@@ -146,17 +151,22 @@ func newAllocator(clusterBits, order uint32) *allocator {
 }
 
 func (a *allocator) loadBlock(off int64) []byte {
-	if b, ok := a.cache[off]; ok {
-		return b
+	if off == a.lastOff && a.lastBlock != nil {
+		return a.lastBlock
 	}
-	b := a.disk.read(off)
-	a.cache[off] = b
+	b, ok := a.cache[off]
+	if !ok {
+		b = a.disk.read(off)
+		a.cache[off] = b
+	}
+	a.lastOff, a.lastBlock = off, b
 	return b
 }
 
 func (a *allocator) emptyBlock(off int64) []byte {
 	b := make([]byte, a.cs)
 	a.cache[off] = b
+	a.lastOff, a.lastBlock = off, b
 	return b
 }
 

@@ -326,14 +326,23 @@ func (l *layout) writeTo(w io.WriterAt) error {
 	slices.Sort(idx)
 	cs := l.disk.cs
 	end := l.disk.length
+	written := int64(0)
 	for _, ci := range idx {
 		c := l.disk.clusters[ci]
 		n := min(cs, end-ci*cs)
+		// Trailing zeros need no write: w reads as zeros there.
+		for n > 0 && c[n-1] == 0 {
+			n--
+		}
+		if n == 0 {
+			continue
+		}
 		if _, err := w.WriteAt(c[:n], ci*cs); err != nil {
 			return err
 		}
+		written = ci*cs + n
 	}
-	if last := (end - 1) / cs; end > 0 && l.disk.clusters[last] == nil {
+	if end > written {
 		if t, ok := w.(interface{ Truncate(int64) error }); ok {
 			return t.Truncate(end)
 		}
@@ -387,12 +396,15 @@ func Create(path string, o Options) error {
 			return optErr("backing file %q is the image being created", o.BackingFile)
 		}
 		if !o.Unsafe {
-			bsize, err := BackingSize(ResolveBacking(path, o.BackingFile), o.BackingFormat)
-			if err != nil {
-				return fmt.Errorf("qcow2: could not open backing image (use Unsafe to skip): %w", err)
-			}
+			bpath := ResolveBacking(path, o.BackingFile)
 			if size == 0 {
+				bsize, err := BackingSize(bpath, o.BackingFormat)
+				if err != nil {
+					return fmt.Errorf("qcow2: could not open backing image (use Unsafe to skip): %w", err)
+				}
 				size = bsize
+			} else if err := checkBacking(bpath, o.BackingFormat); err != nil {
+				return fmt.Errorf("qcow2: could not open backing image (use Unsafe to skip): %w", err)
 			}
 		}
 	}
@@ -427,6 +439,21 @@ func ResolveBacking(image, backing string) string {
 func hasProtocol(name string) bool {
 	i := strings.IndexAny(name, ":/")
 	return i >= 0 && name[i] == ':'
+}
+
+// checkBacking opens the backing file as QEMU would before creating an
+// overlay with an explicit size: a qcow2 header must be valid, any other
+// format must be a readable file.
+func checkBacking(path, format string) error {
+	if format == "qcow2" {
+		_, err := InspectFile(path)
+		return err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("qcow2: %w", err)
+	}
+	return f.Close()
 }
 
 // BackingSize returns the virtual size QEMU would take from the backing

@@ -114,9 +114,19 @@ func TestCreateBackingSize(t *testing.T) {
 		{"qcow2", "o1.qcow2", "base.qcow2", "qcow2", uint64(10*giB + 512)},
 		{"raw", "o2.qcow2", "base.raw", "raw", 1024},
 		{"relative", "sub/o3.qcow2", "../base.qcow2", "qcow2", uint64(10*giB + 512)},
+		{"other-format-with-size", "o4.qcow2", "base.raw", "vmdk", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := Options{BackingFile: c.backing, BackingFormat: c.format}
+			if c.size == 0 {
+				// qemu-img would read a vmdk; give the size, and compare
+				// with qemu-img -u since base.raw is no vmdk.
+				o.Size, c.size = giB, uint64(giB)
+				if err := Create(filepath.Join(dir, c.image), o); err != nil {
+					t.Fatal(err)
+				}
+				o.Unsafe = true
+			}
 			got := filepath.Join(dir, c.image)
 			if err := Create(got, o); err != nil {
 				t.Fatal(err)
