@@ -1,0 +1,165 @@
+// Command ddctl is the command-line front end of the directdl SDK. Each
+// subcommand is a little flag parsing around public API calls, so its source
+// also shows how to call the SDK. Its flags, exit codes and JSON keys are a
+// contract scripts rely on (see the project's CLI documentation):
+//
+//   - flags come before positional arguments;
+//   - -json prints exactly one JSON document on stdout and nothing else;
+//   - human output goes to stderr;
+//   - exit 0 on success, 1 when the operation failed, 2 on a usage error,
+//     and other codes only where a subcommand says so;
+//   - errors are one line, "ddctl: <message>", on stderr.
+//
+// Usage:
+//
+//	ddctl qcow2 create [-o OPTIONS] [-b BACKING -F FMT] [-u] FILE [SIZE]
+//	ddctl qcow2 info [-json] FILE
+//	ddctl qcow2 check [-json] FILE
+//	ddctl qcow2 rebase -u -b BACKING -F FMT FILE
+//	ddctl qcow2 inspect [-json] [-max-size SIZE] [-allow-backing] FILE
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// env is what a subcommand writes to.
+type env struct {
+	stdout, stderr io.Writer
+}
+
+// command is one subcommand: it returns an error, or an *exitError for a
+// specific exit code.
+type command struct {
+	usage string
+	run   func(ctx context.Context, e env, args []string) error
+}
+
+// exitError ends ddctl with a given code after printing msg (if any).
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// usageErr is a usage error: exit code 2.
+func usageErr(format string, args ...any) error {
+	return &exitError{code: 2, msg: fmt.Sprintf(format, args...)}
+}
+
+var groups = map[string]map[string]command{
+	"qcow2": qcow2Commands,
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	e := env{stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "-help" {
+		printUsage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmds, ok := groups[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "ddctl: unknown command %q (run ddctl help)\n", args[0])
+		return 2
+	}
+	if len(args) < 2 || args[1] == "help" {
+		printGroup(stderr, args[0], cmds)
+		if len(args) < 2 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := cmds[args[1]]
+	if !ok {
+		fmt.Fprintf(stderr, "ddctl: unknown command %q (run ddctl %s help)\n", args[0]+" "+args[1], args[0])
+		return 2
+	}
+	err := c.run(ctx, e, args[2:])
+	if err == nil {
+		return 0
+	}
+	var x *exitError
+	if errors.As(err, &x) {
+		if x.msg != "" {
+			fmt.Fprintf(stderr, "ddctl: %s\n", oneLine(x.msg))
+		}
+		if x.code == 2 {
+			fmt.Fprintf(stderr, "usage: ddctl %s %s\n", args[0], c.usage)
+		}
+		return x.code
+	}
+	fmt.Fprintf(stderr, "ddctl: %s\n", oneLine(err.Error()))
+	return 1
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
+
+func printUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: ddctl COMMAND SUBCOMMAND [flags] [args]")
+	fmt.Fprintln(w)
+	names := make([]string, 0, len(groups))
+	for n := range groups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		printGroup(w, n, groups[n])
+	}
+}
+
+func printGroup(w io.Writer, group string, cmds map[string]command) {
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  ddctl %s %s %s\n", group, n, cmds[n].usage)
+	}
+}
+
+// newFlags returns a FlagSet that reports errors as usage errors and prints
+// nothing itself.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return usageErr("")
+		}
+		return usageErr("%v", err)
+	}
+	return nil
+}
+
+// writeJSON prints v as the one JSON document on stdout.
+func writeJSON(e env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "    ")
+	return enc.Encode(v)
+}
