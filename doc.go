@@ -31,8 +31,12 @@
 //     backing file) byte for byte identical to qemu-img's, inspect and
 //     validate a header from an io.ReaderAt with QEMU's own limits and
 //     without opening the backing file, give a safety verdict for a
-//     downloaded template, and rebase an image in place (like
-//     qemu-img rebase -u).
+//     downloaded template, check refcounts and L1/L2 tables as qemu-img
+//     check does, and rebase an image in place (like qemu-img rebase -u).
+//   - examples/ddctl: the command-line tool built on the SDK; today its
+//     qcow2 subcommands (create, info, check, rebase, inspect).
+//   - examples/quickstart: a tour that runs on this machine only, with no
+//     network and no setup; today it covers qcow2.
 //
 // Planned, following the same design; they are not in the module yet:
 //
@@ -57,9 +61,6 @@
 //   - migrate (planned): plans and prepares storage for KVM live migration
 //     with non-shared disks, including disks whose template was deleted, and
 //     drives QEMU to carry it out.
-//   - examples/ddctl (planned): the command-line tool built on the SDK.
-//   - examples/quickstart (planned): a program that shows the whole flow on
-//     loopback, with no network and no setup.
 //   - examples/agent (planned): a minimal custom KVM agent built on the SDK.
 //
 // Helpers that several packages share live under internal/, each package
@@ -85,7 +86,7 @@
 //
 // # Where to start
 //
-// To create or inspect a disk image, start with the qcow2 package
-// documentation. Once the examples are in place, examples/quickstart will be
-// the tour of the whole SDK and examples/ddctl the tool for operators.
+// Run `go run ./examples/quickstart` for a tour, then read the qcow2 package
+// documentation; examples/ddctl is the tool for operators and shows how each
+// call is made.
 package directdl
