@@ -40,7 +40,7 @@ for f in "$img" "$empty"; do
 		echo "results differ: qemu-img $want, ddctl $got" >&2
 		exit 1
 	fi
-	hyperfine --warmup 3 --runs "$runs" --export-json "$tmp/$name.json" \
+	hyperfine -N --warmup 3 --runs "$runs" --export-json "$tmp/$name.json" \
 		-n "qemu-img check $name" "qemu-img check -q $f" \
 		-n "ddctl qcow2 check $name" "$tmp/ddctl qcow2 check $f" >/dev/null
 	median_table "$tmp/$name.json"

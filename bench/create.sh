@@ -18,7 +18,7 @@ go build -o "$tmp/ddctl" ./examples/ddctl
 echo "machine: $(nproc) cores, $(uname -sr), $(qemu-img --version | head -1), $(go version | cut -d' ' -f3)"
 for spec in "1G:" "1T:" "2E:-o cluster_size=2M"; do
 	size=${spec%%:*} opts=${spec#*:}
-	hyperfine --warmup 5 --runs "$runs" --export-json "$tmp/$size.json" \
+	hyperfine -N --warmup 5 --runs "$runs" --export-json "$tmp/$size.json" \
 		-n "qemu-img create $size" "qemu-img create -q -f qcow2 $opts $tmp/q.qcow2 $size" \
 		-n "ddctl qcow2 create $size" "$tmp/ddctl qcow2 create -q $opts $tmp/d.qcow2 $size" >/dev/null
 	median_table "$tmp/$size.json"
