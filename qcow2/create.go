@@ -72,11 +72,23 @@ var backingFormats = []string{
 	"blkdebug", "blklogwrites", "blkreplay", "blkverify", "bochs", "cloop",
 	"compress", "copy-before-write", "copy-on-read", "dmg", "file", "ftp",
 	"ftps", "gluster", "host_cdrom", "host_device", "http", "https",
-	"io_uring", "iscsi", "luks", "nbd", "nfs", "null-aio", "null-co", "nvme",
-	"nvme-io_uring", "parallels", "preallocate", "qcow", "qcow2", "qed",
-	"quorum", "raw", "rbd", "replication", "snapshot-access", "ssh",
-	"throttle", "vdi", "vhdx", "virtio-blk-vfio-pci", "virtio-blk-vhost-user",
-	"virtio-blk-vhost-vdpa", "vmdk", "vpc", "vvfat",
+	"iscsi", "luks", "nbd", "nfs", "null-aio", "null-co", "nvme",
+	"parallels", "preallocate", "qcow", "qcow2", "qed", "quorum", "raw",
+	"rbd", "replication", "snapshot-access", "ssh", "throttle", "vdi",
+	"vhdx", "vmdk", "vpc", "vvfat",
+}
+
+// checkBackingFormat refuses what QEMU refuses as a backing format, and
+// names that do not fit the 15 bytes QEMU keeps (a longer one makes an
+// image no QEMU can open).
+func checkBackingFormat(format string) error {
+	if !slices.Contains(backingFormats, format) {
+		return optErr("backing format %q is not a QEMU block driver (e.g. qcow2, raw)", format)
+	}
+	if len(format) > maxBackingFormatLen {
+		return optErr("backing format %q is longer than the %d bytes a qcow2 header can hold", format, maxBackingFormatLen)
+	}
+	return nil
 }
 
 // settings is Options resolved to header values.
@@ -172,8 +184,8 @@ func (o Options) settings() (settings, error) {
 		if o.BackingFormat == "" {
 			return s, optErr("backing file %q given without a backing format: set BackingFormat (qemu-img -F), e.g. qcow2 or raw", o.BackingFile)
 		}
-		if !slices.Contains(backingFormats, o.BackingFormat) {
-			return s, optErr("backing format %q is not a QEMU block driver (e.g. qcow2, raw)", o.BackingFormat)
+		if err := checkBackingFormat(o.BackingFormat); err != nil {
+			return s, err
 		}
 		if need := len(o.clusterZero(s)); int64(need) > int64(1)<<s.clusterBits {
 			return s, optErr("backing file name of %d bytes does not fit in the first cluster (%d bytes); use a shorter name or larger clusters", len(o.BackingFile), 1<<s.clusterBits)
@@ -392,7 +404,7 @@ func Create(path string, o Options) error {
 	}
 	size := o.Size
 	if o.BackingFile != "" {
-		if filepath.Clean(o.BackingFile) == filepath.Clean(path) {
+		if o.BackingFile == path || sameFile(ResolveBacking(path, o.BackingFile), path) {
 			return optErr("backing file %q is the image being created", o.BackingFile)
 		}
 		if !o.Unsafe {
@@ -412,11 +424,29 @@ func Create(path string, o Options) error {
 	if err != nil {
 		return err
 	}
+	if err := checkNotInUse(path); err != nil {
+		return err
+	}
 	err = atomicfile.Write(path, 0o644, func(f *os.File) error { return l.writeTo(f) })
 	if err != nil {
 		return fmt.Errorf("qcow2: creating %s: %w", path, err)
 	}
 	return nil
+}
+
+// checkNotInUse refuses to replace an existing image that a running QEMU
+// holds open, as qemu-img create does ("Failed to get write lock").
+func checkNotInUse(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // nothing there to protect, or Create will say why
+	}
+	defer f.Close()
+	locked, err := lockedByQEMU(f)
+	if err != nil || !locked {
+		return nil
+	}
+	return fmt.Errorf("%w: refusing to replace %s", ErrInUse, path)
 }
 
 // ResolveBacking returns the path QEMU opens for backing file name backing
@@ -441,19 +471,32 @@ func hasProtocol(name string) bool {
 	return i >= 0 && name[i] == ':'
 }
 
+// sameFile reports whether a and b name the same file: the same inode when
+// both exist, the same cleaned absolute path otherwise.
+func sameFile(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(fa, fb)
+	}
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && absA == absB
+}
+
 // checkBacking opens the backing file as QEMU would before creating an
-// overlay with an explicit size: a qcow2 header must be valid, any other
-// format must be a readable file.
+// overlay with an explicit size: a qcow2 header must be valid, a raw one
+// must be a regular file. Other formats cannot be checked here.
 func checkBacking(path, format string) error {
-	if format == "qcow2" {
+	switch format {
+	case "qcow2":
 		_, err := InspectFile(path)
 		return err
+	case "raw", "file":
+		_, err := BackingSize(path, format)
+		return err
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("qcow2: %w", err)
-	}
-	return f.Close()
+	return fmt.Errorf("qcow2: cannot check a %s backing file; set Unsafe (qemu-img -u) to skip opening it", format)
 }
 
 // BackingSize returns the virtual size QEMU would take from the backing

@@ -37,10 +37,17 @@ func TestCreateRefuses(t *testing.T) {
 		{"backing-no-format", Options{Size: giB, BackingFile: "b.qcow2", Unsafe: true}, ErrOptions, "without a backing format"},
 		{"format-no-backing", Options{Size: giB, BackingFormat: "qcow2"}, ErrOptions, "without a backing file"},
 		{"bad-format", Options{Size: giB, BackingFile: "b", BackingFormat: "qcow3", Unsafe: true}, ErrOptions, "qcow3"},
+		{"format-not-built", Options{Size: giB, BackingFile: "b", BackingFormat: "io_uring", Unsafe: true}, ErrOptions, "io_uring"},
+		// qemu-img cuts the name to 15 bytes and writes an image no QEMU
+		// opens; we refuse.
+		{"format-too-long", Options{Size: giB, BackingFile: "b", BackingFormat: "copy-before-write", Unsafe: true}, ErrOptions, "15 bytes"},
 		{"backing-1024", Options{Size: giB, BackingFile: strings.Repeat("b", 1024), BackingFormat: "raw", Unsafe: true}, ErrOptions, "1024 bytes"},
 		{"backing-no-fit", Options{Size: giB, ClusterSize: 512, BackingFile: strings.Repeat("b", 377), BackingFormat: "qcow2", Unsafe: true}, ErrOptions, "does not fit"},
 		{"unsafe-no-size", Options{BackingFile: "b", BackingFormat: "raw", Unsafe: true}, ErrOptions, "size required"},
 		{"missing-backing", Options{Size: giB, BackingFile: "missing.qcow2", BackingFormat: "qcow2"}, os.ErrNotExist, "could not open backing image"},
+		{"backing-dir", Options{Size: giB, BackingFile: ".", BackingFormat: "raw"}, nil, "not a regular file"},
+		{"backing-unverifiable", Options{Size: giB, BackingFile: "/dev/null", BackingFormat: "vmdk"}, nil, "cannot check a vmdk"},
+		{"self", Options{Size: giB, BackingFile: "img.qcow2", BackingFormat: "qcow2"}, ErrOptions, "is the image being created"},
 		{"negative", Options{Size: -1}, ErrOptions, "negative"},
 		{"too-large-512", Options{Size: 128*giB + 512, ClusterSize: 512}, ErrTooLarge, "larger cluster size"},
 		{"too-large-4k", Options{Size: 8*tiB + 512, ClusterSize: 4096}, ErrTooLarge, "larger cluster size"},
@@ -55,17 +62,18 @@ func TestCreateRefuses(t *testing.T) {
 			dir := t.TempDir()
 			p := filepath.Join(dir, "img.qcow2")
 			err := Create(p, c.o)
-			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
+			if err == nil || c.want != nil && !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) {
 				t.Fatalf("Create error %v, want %v containing %q", err, c.want, c.msg)
 			}
 			if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 				t.Errorf("refused create left %v behind", ents)
 			}
-			if _, ok := exec.LookPath("qemu-img"); ok != nil || c.name == "prealloc" {
-				// Preallocation is a scope limit of ours, not QEMU's.
+			if c.name == "prealloc" || c.name == "format-too-long" {
+				// Preallocation is a scope limit of ours; the long format
+				// is a QEMU bug we do not reproduce.
 				return
 			}
-			cmd := exec.Command("qemu-img", qemuArgs(c.o, filepath.Join(dir, "q.qcow2"))...)
+			cmd := exec.Command(qemuImg(t), qemuArgs(c.o, filepath.Join(dir, "q.qcow2"))...)
 			cmd.Dir = dir
 			if out, err := cmd.CombinedOutput(); err == nil {
 				t.Errorf("qemu-img accepted what Create refused: %s", out)
@@ -114,19 +122,9 @@ func TestCreateBackingSize(t *testing.T) {
 		{"qcow2", "o1.qcow2", "base.qcow2", "qcow2", uint64(10*giB + 512)},
 		{"raw", "o2.qcow2", "base.raw", "raw", 1024},
 		{"relative", "sub/o3.qcow2", "../base.qcow2", "qcow2", uint64(10*giB + 512)},
-		{"other-format-with-size", "o4.qcow2", "base.raw", "vmdk", 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			o := Options{BackingFile: c.backing, BackingFormat: c.format}
-			if c.size == 0 {
-				// qemu-img would read a vmdk; give the size, and compare
-				// with qemu-img -u since base.raw is no vmdk.
-				o.Size, c.size = giB, uint64(giB)
-				if err := Create(filepath.Join(dir, c.image), o); err != nil {
-					t.Fatal(err)
-				}
-				o.Unsafe = true
-			}
 			got := filepath.Join(dir, c.image)
 			if err := Create(got, o); err != nil {
 				t.Fatal(err)
@@ -175,8 +173,8 @@ func TestCreateAtomic(t *testing.T) {
 		t.Errorf("directory holds %v, want only disk.qcow2", ents)
 	}
 	fi, _ := os.Stat(p)
-	if fi.Mode().Perm()&0o044 == 0 && fi.Mode().Perm() != 0o600 {
-		t.Logf("mode %v", fi.Mode())
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("replacing a 0600 file gave mode %v, want the old mode kept", fi.Mode().Perm())
 	}
 
 	// A directory that cannot be written to: nothing is created.

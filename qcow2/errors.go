@@ -40,6 +40,20 @@ var (
 	ErrBitmaps = fmt.Errorf("%w: bad persistent bitmaps", ErrInvalid)
 )
 
+// ErrCorrupt and ErrDirty refuse to modify an image whose header says QEMU
+// found it corrupt, or whose refcounts are not up to date (dirty, with lazy
+// refcounts): QEMU refuses the first and repairs the second when it opens
+// the image read-write. Run `qemu-img check -r all` first.
+var (
+	ErrCorrupt = errors.New("qcow2: image is marked corrupt; refusing to modify it (repair it with qemu-img check -r all)")
+	ErrDirty   = errors.New("qcow2: image is dirty (lazy refcounts not written back); refusing to modify it (repair it with qemu-img check -r all)")
+)
+
+// ErrInUse refuses to replace or rewrite an image that a running QEMU
+// (or qemu-img, or anything using QEMU's image locks) has open: doing so
+// under a running VM destroys its disk. Stop the VM first.
+var ErrInUse = errors.New("qcow2: image is in use by a QEMU process (it holds QEMU's image lock)")
+
 // ErrOptions is the parent of every error returned by [Options.Validate]:
 // the requested image cannot be created as asked. The message names the
 // option and, where there is one, the fix.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -128,11 +129,13 @@ func Inspect(r io.ReaderAt) (*Image, error) {
 	if h.BackingFileOffset != 0 {
 		extLimit = int(h.BackingFileOffset)
 	}
-	if err := img.readExtensions(c0, extStart, extLimit); err != nil {
-		return nil, err
-	}
-
+	// QEMU parses the extensions early only to name unknown incompatible
+	// features; otherwise it checks the fields below first.
+	extErr := img.readExtensions(c0, extStart, extLimit)
 	if unknown := h.IncompatibleFeatures &^ incompatKnown; unknown != 0 {
+		if extErr != nil {
+			return nil, extErr
+		}
 		return nil, invalid(ErrIncompatibleFeatures, "%s", img.featureNames(0, unknown))
 	}
 	if h.RefcountOrder > 6 {
@@ -155,9 +158,6 @@ func Inspect(r io.ReaderAt) (*Image, error) {
 	}
 	if h.CryptMethod > CryptLUKS {
 		return nil, invalid(ErrEncryption, "unsupported encryption method %d", h.CryptMethod)
-	}
-	if h.CryptMethod == CryptLUKS && img.CryptoLength == 0 {
-		return nil, invalid(ErrEncryption, "missing crypto header for LUKS encryption")
 	}
 
 	if h.RefcountTableClusters == 0 {
@@ -187,6 +187,12 @@ func Inspect(r io.ReaderAt) (*Image, error) {
 		return nil, invalid(ErrL1Table, "L1 table is too small: %d entries, virtual size %d needs %d", h.L1Size, h.Size, need)
 	}
 
+	if extErr != nil {
+		return nil, extErr
+	}
+	if h.CryptMethod == CryptLUKS && img.CryptoLength == 0 {
+		return nil, invalid(ErrEncryption, "missing crypto header for LUKS encryption")
+	}
 	if h.IncompatibleFeatures&IncompatDataFile != 0 && img.DataFile == "" {
 		return nil, invalid(ErrDataFile, "external data file feature set but no data file name")
 	}
@@ -335,6 +341,10 @@ func (img *Image) featureNames(typ uint8, mask uint64) string {
 		}
 		if name == "" {
 			name = fmt.Sprintf("unknown %s feature: %d", kind, bit)
+		} else {
+			// The name comes from the image: quote it so that control
+			// characters cannot reach a terminal.
+			name = strconv.Quote(name)
 		}
 		names = append(names, name)
 	}

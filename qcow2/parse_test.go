@@ -3,7 +3,6 @@ package qcow2
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,9 +51,7 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("ParseSize(%q) error %q does not name the input", c.in, err)
 		}
 	}
-	if _, err := exec.LookPath("qemu-img"); err != nil {
-		return
-	}
+	qemuImg(t)
 	dir := t.TempDir()
 	for _, c := range cases {
 		if !c.qemu {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 )
 
 // ReaderWriterAt is what [RebaseAt] needs: the image, readable and writable
@@ -31,6 +30,16 @@ func Rebase(path, backing, format string) error {
 	if err != nil {
 		return fmt.Errorf("qcow2: %w", err)
 	}
+	// Hold QEMU's image lock while rewriting, as qemu-img does, so a VM
+	// that has the image open is never changed under its feet.
+	if locked, _ := lockedByQEMU(f); locked {
+		f.Close()
+		return fmt.Errorf("%w: refusing to rebase %s", ErrInUse, path)
+	}
+	if err := lockLikeQEMU(f); err != nil {
+		f.Close()
+		return fmt.Errorf("%w: refusing to rebase %s (%v)", ErrInUse, path, err)
+	}
 	if err := RebaseAt(f, backing, format); err != nil {
 		f.Close()
 		return fmt.Errorf("%s: %w", path, err)
@@ -51,8 +60,8 @@ func RebaseAt(rw ReaderWriterAt, backing, format string) error {
 		switch {
 		case format == "":
 			return optErr("backing file %q given without a backing format: give one (qemu-img -F), e.g. qcow2 or raw", backing)
-		case !slices.Contains(backingFormats, format):
-			return optErr("backing format %q is not a QEMU block driver (e.g. qcow2, raw)", format)
+		case checkBackingFormat(format) != nil:
+			return checkBackingFormat(format)
 		case len(backing) > maxBackingNameLen:
 			return optErr("backing file name is %d bytes; at most %d", len(backing), maxBackingNameLen)
 		}
@@ -65,6 +74,14 @@ func RebaseAt(rw ReaderWriterAt, backing, format string) error {
 	img, err := Inspect(rw)
 	if err != nil {
 		return err
+	}
+	// QEMU opens the image read-write to rebase it: it refuses a corrupt
+	// image and repairs a dirty one first, which this package does not do.
+	if img.IncompatibleFeatures&IncompatCorrupt != 0 {
+		return ErrCorrupt
+	}
+	if img.IncompatibleFeatures&IncompatDirty != 0 {
+		return ErrDirty
 	}
 	c0, err := img.rewriteClusterZero(rw, backing, format)
 	if err != nil {
@@ -81,8 +98,10 @@ func RebaseAt(rw ReaderWriterAt, backing, format string) error {
 func (img *Image) rewriteClusterZero(r io.ReaderAt, backing, format string) ([]byte, error) {
 	cs := img.ClusterSize()
 	h := img.Header
-	// A read-write open clears autoclear bits QEMU does not know.
+	// A read-write open clears autoclear bits QEMU does not know, and QEMU
+	// keeps the size in sectors.
 	h.AutoclearFeatures &= autoclearKnown
+	h.Size &^= 511
 	b := h.marshal()
 	if h.Version >= 3 {
 		// Bytes between QEMU's header and header_length are fields of a

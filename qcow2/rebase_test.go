@@ -58,6 +58,7 @@ func TestRebaseMatchesQemuImg(t *testing.T) {
 		{"unknown-ext", Options{Size: giB, BackingFile: "old.qcow2", BackingFormat: "qcow2", Unsafe: true}, true, "new.qcow2", "qcow2"},
 		{"unknown-ext-remove", Options{Size: giB, ExtendedL2: true, BackingFile: "old.qcow2", BackingFormat: "qcow2", Unsafe: true}, true, "", ""},
 		{"unknown-ext-4k", Options{Size: giB, ClusterSize: 4096}, true, "b.qcow2", "qcow2"},
+		{"odd-size", Options{Size: giB}, false, "b.qcow2", "qcow2"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -66,6 +67,9 @@ func TestRebaseMatchesQemuImg(t *testing.T) {
 			b := image(t, c.o)
 			if c.unknown {
 				b = withUnknownExtensions(t, b)
+			}
+			if c.name == "odd-size" {
+				b = put64(b, 24, uint64(giB)-100) // QEMU writes it back floored
 			}
 			want, got := filepath.Join(dir, "want.qcow2"), filepath.Join(dir, "got.qcow2")
 			for _, p := range []string{want, got} {
@@ -113,6 +117,8 @@ func TestRebaseRefuses(t *testing.T) {
 		{"too-long", string(bytes.Repeat([]byte("x"), 1024)), "qcow2", ErrOptions},
 		{"does-not-fit", string(bytes.Repeat([]byte("x"), 400)), "qcow2", ErrOptions},
 		{"nul", "a\x00b", "qcow2", ErrOptions},
+		{"format-too-long", "base.qcow2", "copy-before-write", ErrOptions},
+		{"format-not-built", "base.qcow2", "io_uring", ErrOptions},
 	}
 	for _, c := range cases {
 		err := Rebase(p, c.backing, c.format)
@@ -126,5 +132,31 @@ func TestRebaseRefuses(t *testing.T) {
 	}
 	if err := Rebase(filepath.Join(dir, "missing.qcow2"), "", ""); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Rebase of a missing file: %v, want ErrNotExist", err)
+	}
+}
+
+// TestRebaseRefusesCorruptAndDirty: QEMU refuses to open a corrupt image
+// read-write and repairs a dirty one first; Rebase refuses both and leaves
+// them untouched.
+func TestRebaseRefusesCorruptAndDirty(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	base := image(t, Options{Size: giB})
+	for _, c := range []struct {
+		name string
+		bit  uint64
+		want error
+	}{{"corrupt", IncompatCorrupt, ErrCorrupt}, {"dirty", IncompatDirty, ErrDirty}} {
+		p := filepath.Join(dir, c.name+".qcow2")
+		b := put64(base, 72, c.bit)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := Rebase(p, "x.qcow2", "qcow2"); !errors.Is(err, c.want) {
+			t.Errorf("%s: Rebase error %v, want %v", c.name, err, c.want)
+		}
+		if got, _ := os.ReadFile(p); !bytes.Equal(got, b) {
+			t.Errorf("%s: refused rebase changed the image", c.name)
+		}
 	}
 }

@@ -12,19 +12,43 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // TempPrefix starts the name of every temporary file this package creates
-// (".NAME.tmp-RANDOM" beside the target), so cleanup tools can find them.
+// (".NAME.tmp-RANDOM" beside the target, NAME cut to 32 bytes), so cleanup
+// tools can find them.
 const TempPrefix = "."
 
-// Write creates path atomically. It creates a temporary file in path's
-// directory with permissions perm (less the process umask), calls fill to
-// write the content, syncs the file, renames it to path (replacing any file
-// there) and syncs the directory. If fill or any step fails, the temporary
-// file is removed and path is left as it was.
+// Write creates or replaces path atomically. It creates a temporary file in
+// the target's directory, calls fill to write the content, syncs the file,
+// renames it over the target and syncs the directory.
+//
+// When path is a symbolic link, the file it points to is replaced (as a
+// program writing through the link would), not the link. When a file is
+// replaced, its permissions (and, when running as root, its owner and
+// group) are kept; a new file gets perm less the umask. A directory at path
+// is refused.
+//
+// If fill or any step before the rename fails, or fill panics, the
+// temporary file is removed and the target is left as it was. If only the
+// final directory sync fails, the new file is in place but may not survive
+// a crash; the error says so.
 func Write(path string, perm fs.FileMode, fill func(f *os.File) error) (err error) {
-	dir, base := filepath.Split(path)
+	target, err := resolve(path)
+	if err != nil {
+		return err
+	}
+	var old fs.FileInfo
+	switch fi, err := os.Stat(target); {
+	case err == nil && fi.IsDir():
+		return fmt.Errorf("%s is a directory", path)
+	case err == nil:
+		old, perm = fi, fi.Mode().Perm()
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	dir, base := filepath.Split(target)
 	if dir == "" {
 		dir = "."
 	}
@@ -32,28 +56,66 @@ func Write(path string, perm fs.FileMode, fill func(f *os.File) error) (err erro
 	if err != nil {
 		return err
 	}
+	committed := false
 	defer func() {
-		if err != nil {
+		if !committed {
 			f.Close()
 			os.Remove(tmp)
 		}
 	}()
-	if err = fill(f); err != nil {
+	if old != nil {
+		if err := f.Chmod(perm); err != nil {
+			return err
+		}
+		if st, ok := old.Sys().(*syscall.Stat_t); ok && os.Getuid() == 0 {
+			if err := f.Chown(int(st.Uid), int(st.Gid)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := fill(f); err != nil {
 		return err
 	}
-	if err = f.Sync(); err != nil {
+	if err := f.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", tmp, err)
 	}
-	if err = f.Close(); err != nil {
+	if err := f.Close(); err != nil {
 		return fmt.Errorf("closing %s: %w", tmp, err)
 	}
-	if err = os.Rename(tmp, path); err != nil {
+	if err := os.Rename(tmp, target); err != nil {
 		return err
 	}
-	return SyncDir(dir)
+	committed = true
+	if err := SyncDir(dir); err != nil {
+		return fmt.Errorf("%s written, but not yet durable: %w", path, err)
+	}
+	return nil
+}
+
+// resolve follows symbolic links at path, including a dangling last link
+// (whose target is then created).
+func resolve(path string) (string, error) {
+	for range 40 {
+		fi, err := os.Lstat(path)
+		if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			return path, nil
+		}
+		link, err := os.Readlink(path)
+		if err != nil {
+			return "", err
+		}
+		if !filepath.IsAbs(link) {
+			link = filepath.Join(filepath.Dir(path), link)
+		}
+		path = link
+	}
+	return "", fmt.Errorf("%s: too many levels of symbolic links", path)
 }
 
 func createTemp(dir, base string, perm fs.FileMode) (*os.File, string, error) {
+	if len(base) > 32 {
+		base = base[:32]
+	}
 	for range 100 {
 		var r [6]byte
 		if _, err := rand.Read(r[:]); err != nil {
