@@ -1188,36 +1188,9 @@ func (c *checker) lastNonzero(a, b []byte) int64 {
 // qcow2_load_dirty_bitmaps). An image QEMU would not open returns an error
 // wrapping [ErrBitmaps].
 func (c *checker) openBitmaps() error {
-	var ext *Extension
-	for i := range c.img.Extensions {
-		if c.img.Extensions[i].Type == ExtBitmaps {
-			ext = &c.img.Extensions[i]
-		}
-	}
-	if ext == nil {
-		return nil
-	}
-	if len(ext.Data) != 24 {
-		return invalid(ErrBitmaps, "bitmaps extension of %d bytes (want 24)", len(ext.Data))
-	}
-	if c.img.AutoclearFeatures&AutoclearBitmaps == 0 {
-		return nil // QEMU warns and ignores the bitmaps
-	}
-	be := binary.BigEndian
-	nb := be.Uint32(ext.Data)
-	dirSize := be.Uint64(ext.Data[8:])
-	dirOff := be.Uint64(ext.Data[16:])
-	switch {
-	case be.Uint32(ext.Data[4:]) != 0:
-		return invalid(ErrBitmaps, "bitmaps extension: reserved field is not zero")
-	case nb > maxBitmaps:
-		return invalid(ErrBitmaps, "%d bitmaps, exceeding QEMU's maximum of %d", nb, maxBitmaps)
-	case nb == 0:
-		return invalid(ErrBitmaps, "bitmaps extension with zero bitmaps")
-	case dirOff&uint64(c.cs-1) != 0:
-		return invalid(ErrBitmaps, "bitmap directory offset %#x is not cluster aligned", dirOff)
-	case dirSize > maxBitmapDirBytes:
-		return invalid(ErrBitmaps, "bitmap directory of %d bytes (at most %d)", dirSize, maxBitmapDirBytes)
+	nb, dirSize, dirOff, ok, err := c.img.bitmapsExt()
+	if err != nil || !ok {
+		return err
 	}
 	list, err := c.bitmapListLoad(nb, dirOff, dirSize)
 	if err != nil {

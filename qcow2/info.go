@@ -40,6 +40,14 @@ type SpecificQcow2 struct {
 	RefcountBits    int    `json:"refcount-bits"`
 	Corrupt         *bool  `json:"corrupt,omitempty"`
 	ExtendedL2      *bool  `json:"extended-l2,omitempty"`
+	// Encrypt is set for AES-encrypted images. (For LUKS, qemu-img also
+	// reports the LUKS header's parameters, which InfoFile does not read.)
+	Encrypt *EncryptInfo `json:"encrypt,omitempty"`
+}
+
+// EncryptInfo is qemu-img info's "encrypt" object.
+type EncryptInfo struct {
+	Format string `json:"format"` // "aes"
 }
 
 // SnapshotInfo is one entry of qemu-img info's "snapshots" list.
@@ -112,11 +120,13 @@ func InfoFile(path string) (*Info, error) {
 			in.ActualSize = ptr(st.Blocks * 512)
 		}
 	}
-	snaps, err := ReadSnapshots(f, img)
+	// Like qemu-img info, read what the file holds and count entries past
+	// its end as empty ones (ReadSnapshots refuses such a table).
+	t, err := readSnapshotTable(f, img, readerSize(f), false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	for _, s := range snaps {
+	for _, s := range t.entries {
 		si := SnapshotInfo{
 			ID:          s.ID,
 			Name:        s.Name,
@@ -130,6 +140,12 @@ func InfoFile(path string) (*Info, error) {
 			si.ICount = ptr(s.ICount)
 		}
 		in.Snapshots = append(in.Snapshots, si)
+	}
+	for range t.zeros {
+		in.Snapshots = append(in.Snapshots, SnapshotInfo{})
+	}
+	if img.CryptMethod == CryptAES {
+		in.FormatSpecific.Data.Encrypt = &EncryptInfo{Format: "aes"}
 	}
 	return &in, nil
 }

@@ -190,6 +190,9 @@ func Inspect(r io.ReaderAt) (*Image, error) {
 	if extErr != nil {
 		return nil, extErr
 	}
+	if _, _, _, _, err := img.bitmapsExt(); err != nil {
+		return nil, err
+	}
 	if h.CryptMethod == CryptLUKS && img.CryptoLength == 0 {
 		return nil, invalid(ErrEncryption, "missing crypto header for LUKS encryption")
 	}
@@ -363,4 +366,45 @@ func (img *Image) UnknownExtensions() []Extension {
 		}
 	}
 	return u
+}
+
+// bitmapsExt validates the persistent bitmaps extension as QEMU does when
+// it reads the header: its length always, and, when the autoclear bitmaps
+// bit says the bitmaps are valid, its reserved field, bitmap count,
+// directory size and alignment. ok is false when there is no extension or
+// QEMU ignores it (bit clear). Errors wrap [ErrBitmaps].
+func (img *Image) bitmapsExt() (nb uint32, dirSize, dirOff uint64, ok bool, err error) {
+	var data []byte
+	found := false
+	for _, e := range img.Extensions {
+		if e.Type == ExtBitmaps {
+			data, found = e.Data, true
+		}
+	}
+	if !found {
+		return 0, 0, 0, false, nil
+	}
+	if len(data) != 24 {
+		return 0, 0, 0, false, invalid(ErrBitmaps, "bitmaps extension of %d bytes (want 24)", len(data))
+	}
+	if img.AutoclearFeatures&AutoclearBitmaps == 0 {
+		return 0, 0, 0, false, nil // QEMU warns and ignores the bitmaps
+	}
+	be := binary.BigEndian
+	nb = be.Uint32(data)
+	dirSize = be.Uint64(data[8:])
+	dirOff = be.Uint64(data[16:])
+	switch {
+	case be.Uint32(data[4:]) != 0:
+		err = invalid(ErrBitmaps, "bitmaps extension: reserved field is not zero")
+	case nb > maxBitmaps:
+		err = invalid(ErrBitmaps, "%d bitmaps, exceeding QEMU's maximum of %d", nb, maxBitmaps)
+	case nb == 0:
+		err = invalid(ErrBitmaps, "bitmaps extension with zero bitmaps")
+	case dirOff%uint64(img.ClusterSize()) != 0:
+		err = invalid(ErrBitmaps, "bitmap directory offset %#x is not cluster aligned", dirOff)
+	case dirSize > maxBitmapDirBytes:
+		err = invalid(ErrBitmaps, "bitmap directory of %d bytes (at most %d)", dirSize, maxBitmapDirBytes)
+	}
+	return nb, dirSize, dirOff, err == nil, err
 }

@@ -111,6 +111,12 @@ func headerCases(t testing.TB) []headerCase {
 		// the image, as the specification allows each type once.
 		{"ext_twice", twice, ErrExtension, true},
 		{"truncated", base[:50], ErrTruncated, false},
+		{"bitmaps_len16", withExt(t, base, 0, Extension{ExtBitmaps, make([]byte, 16)}), ErrBitmaps, false},
+		{"bitmaps_zero", withExt(t, base, AutoclearBitmaps, Extension{ExtBitmaps, make([]byte, 24)}), ErrBitmaps, false},
+		{"bitmaps_unaligned", withExt(t, base, AutoclearBitmaps, Extension{ExtBitmaps, bitmapsExtData(1, 0, 48, 0x30008)}), ErrBitmaps, false},
+		{"bitmaps_reserved", withExt(t, base, AutoclearBitmaps, Extension{ExtBitmaps, bitmapsExtData(1, 7, 48, 0x40000)}), ErrBitmaps, false},
+		// With the autoclear bit clear QEMU ignores a well-formed extension.
+		{"bitmaps_ignored", withExt(t, base, 0, Extension{ExtBitmaps, bitmapsExtData(1, 7, 48, 0x30008)}), nil, true},
 		{"empty", nil, ErrNotQcow2, false},
 	}
 }
@@ -317,5 +323,66 @@ func TestInfoWithSnapshots(t *testing.T) {
 	json.Unmarshal(out, &want)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("info differs\n got: %s\nwant: %s", b, out)
+	}
+}
+
+// withExt returns img (no backing file) with extension e added before the
+// end marker and autoclear set to autoclear.
+func withExt(t testing.TB, img []byte, autoclear uint64, e Extension) []byte {
+	t.Helper()
+	h, err := Inspect(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := h.Header
+	hdr.AutoclearFeatures = autoclear
+	out := bytes.Clone(img)
+	clear(out[:hdr.ClusterSize()])
+	copy(out, hdr.clusterZero("", "", []Extension{e}))
+	return out
+}
+
+func bitmapsExtData(nb, reserved uint32, dirSize, dirOff uint64) []byte {
+	b := make([]byte, 24)
+	binary.BigEndian.PutUint32(b, nb)
+	binary.BigEndian.PutUint32(b[4:], reserved)
+	binary.BigEndian.PutUint64(b[8:], dirSize)
+	binary.BigEndian.PutUint64(b[16:], dirOff)
+	return b
+}
+
+// TestInfoOddImages compares InfoFile with qemu-img info on images whose
+// snapshot table lies past the end of the file (qemu-img lists empty
+// entries) and on an AES-encrypted one.
+func TestInfoOddImages(t *testing.T) {
+	qemuImg(t)
+	t.Parallel()
+	dir := t.TempDir()
+	base := image(t, Options{Size: giB})
+	for name, b := range map[string][]byte{
+		"snap-past-eof":  put64(put32(base, 60, 2), 64, 0x40000),
+		"snap-at-eof":    put64(put32(base, 60, 1), 64, 0x30000),
+		"aes":            put32(base, 32, CryptAES),
+		"lazy-and-dirty": put64(put64(base, 80, CompatLazyRefcounts), 72, IncompatDirty),
+	} {
+		p := filepath.Join(dir, name+".qcow2")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(qemuImg(t), "info", "--output=json", p).Output()
+		if err != nil {
+			t.Fatalf("%s: qemu-img info: %v", name, err)
+		}
+		info, err := InfoFile(p)
+		if err != nil {
+			t.Fatalf("%s: InfoFile: %v", name, err)
+		}
+		gb, _ := json.Marshal(info)
+		var got, want map[string]any
+		json.Unmarshal(gb, &got)
+		json.Unmarshal(out, &want)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: info differs\n got: %s\nwant: %s", name, gb, out)
+		}
 	}
 }

@@ -12,9 +12,9 @@ import (
 // or a number with one of the suffixes K, M, G, T, P, E (powers of 1024,
 // either case), optionally followed by "B" or "iB" ("64k", "1.5G",
 // "10GiB"). A fraction needs a suffix and is rounded down to a byte. Sizes
-// of 8 EiB or more are refused.
+// of 8 EiB or more are refused, and so are spaces, signs and hexadecimal.
 func ParseSize(s string) (int64, error) {
-	num := strings.TrimSpace(s)
+	num := s
 	unit := uint(0)
 	trim := func(suffix string) bool {
 		if len(num) > len(suffix) && strings.EqualFold(num[len(num)-len(suffix):], suffix) {
@@ -36,6 +36,9 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("qcow2: invalid size %q: want bytes or a number with K, M, G, T, P or E", s)
 	}
 	whole, frac, hasFrac := strings.Cut(num, ".")
+	if whole == "" {
+		return 0, fmt.Errorf("qcow2: invalid size %q: a number must start with a digit", s)
+	}
 	if hasFrac && unit == 0 {
 		return 0, fmt.Errorf("qcow2: invalid size %q: a fraction needs a unit suffix", s)
 	}

@@ -41,6 +41,9 @@ func TestParseSize(t *testing.T) {
 		{"1X", 0, false, false},
 		{"0x10", 0, false, false},
 		{"1 G", 0, false, false},
+		{" 1G", 0, false, false},
+		{"1G ", 0, false, false},
+		{".5G", 0, false, false},
 	}
 	for _, c := range cases {
 		got, err := ParseSize(c.in)

@@ -63,7 +63,8 @@ func (v *Verdict) add(code, format string, args ...any) {
 // when it has incompatible features QEMU does not know, when it is
 // encrypted, dirty or marked corrupt, when its virtual size exceeds the
 // policy, or when its tables lie past the end of the file (a truncated
-// download). Every problem found is listed, not only the first.
+// download). All problems of a valid header are listed; an invalid header
+// is one problem, the first rule it breaks.
 //
 // The returned error is for read errors only; an invalid image is a
 // Verdict with Safe false.
@@ -117,10 +118,10 @@ func Vet(r io.ReaderAt, p Policy) (*Verdict, error) {
 	if size := readerSize(r); size >= 0 {
 		end := func(off, n uint64) bool { return n > 0 && off+n > uint64(size) }
 		cs := uint64(img.ClusterSize())
-		switch {
-		case end(img.L1TableOffset, uint64(img.L1Size)*8):
+		if end(img.L1TableOffset, uint64(img.L1Size)*8) {
 			v.add(ProblemTruncated, "L1 table ends at %d, past the end of the file (%d bytes)", img.L1TableOffset+uint64(img.L1Size)*8, size)
-		case end(img.RefcountTableOffset, uint64(img.RefcountTableClusters)*cs) && img.RefcountTableOffset >= uint64(size):
+		}
+		if end(img.RefcountTableOffset, uint64(img.RefcountTableClusters)*cs) && img.RefcountTableOffset >= uint64(size) {
 			v.add(ProblemTruncated, "refcount table at %d is past the end of the file (%d bytes)", img.RefcountTableOffset, size)
 		}
 	}

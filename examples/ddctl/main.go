@@ -101,11 +101,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var x *exitError
 	if errors.As(err, &x) {
-		if x.msg != "" {
-			fmt.Fprintf(stderr, "ddctl: %s\n", oneLine(x.msg))
-		}
+		msg := x.msg
 		if x.code == 2 {
-			fmt.Fprintf(stderr, "usage: ddctl %s %s\n", args[0], c.usage)
+			usage := fmt.Sprintf("usage: ddctl %s %s %s", args[0], args[1], c.usage)
+			if msg == "" {
+				msg = usage
+			} else {
+				msg += " (" + usage + ")"
+			}
+		}
+		if msg != "" {
+			fmt.Fprintf(stderr, "ddctl: %s\n", oneLine(msg))
 		}
 		return x.code
 	}

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/directdl/directdl/qcow2"
 )
@@ -46,6 +48,9 @@ func qcow2Create(_ context.Context, e env, args []string) error {
 		if o.Size, err = qcow2.ParseSize(fs.Arg(1)); err != nil {
 			return usageErr("%v", err)
 		}
+		if o.Size == 0 && (*backing != "" || o.BackingFile != "") {
+			return usageErr("SIZE 0 with a backing file is not supported: omit SIZE to take the backing file's size")
+		}
 	}
 	if *backing != "" {
 		o.BackingFile = *backing
@@ -58,12 +63,18 @@ func qcow2Create(_ context.Context, e env, args []string) error {
 		return usageErr("SIZE required without a backing file")
 	}
 	if err := o.Validate(); err != nil {
-		return err
+		return usageErr("%v", err)
 	}
-	if !*quiet {
+	err = qcow2.Create(file, o)
+	if errors.Is(err, qcow2.ErrOptions) {
+		return usageErr("%v", err)
+	}
+	if err == nil && !*quiet {
+		// qemu-img prints this first; after the fact, a failure stays
+		// one line on stderr.
 		fmt.Fprintf(e.stderr, "Formatting '%s', fmt=qcow2 %s\n", file, describe(o))
 	}
-	return qcow2.Create(file, o)
+	return err
 }
 
 // describe lists o's settings in the style of qemu-img's "Formatting" line.
@@ -137,16 +148,17 @@ func qcow2Info(_ context.Context, e env, args []string) error {
 	}
 	fmt.Fprintf(w, "cluster_size: %d\n", in.ClusterSize)
 	if in.BackingFilename != "" {
-		fmt.Fprintf(w, "backing file: %s\n", in.BackingFilename)
 		if in.FullBackingFilename != in.BackingFilename {
-			fmt.Fprintf(w, "backing file: %s (actual path: %s)\n", in.BackingFilename, in.FullBackingFilename)
+			fmt.Fprintf(w, "backing file: %s (actual path: %s)\n", printable(in.BackingFilename), printable(in.FullBackingFilename))
+		} else {
+			fmt.Fprintf(w, "backing file: %s\n", printable(in.BackingFilename))
 		}
-		fmt.Fprintf(w, "backing file format: %s\n", in.BackingFilenameFormat)
+		fmt.Fprintf(w, "backing file format: %s\n", printable(in.BackingFilenameFormat))
 	}
 	if len(in.Snapshots) > 0 {
 		fmt.Fprintf(w, "Snapshot list:\nID  TAG  VM SIZE  DATE  VM CLOCK\n")
 		for _, s := range in.Snapshots {
-			fmt.Fprintf(w, "%s  %s  %d  %d  %d.%09d\n", s.ID, s.Name, s.VMStateSize, s.DateSec, s.VMClockSec, s.VMClockNsec)
+			fmt.Fprintf(w, "%s  %s  %d  %d  %d.%09d\n", printable(s.ID), printable(s.Name), s.VMStateSize, s.DateSec, s.VMClockSec, s.VMClockNsec)
 		}
 	}
 	d := in.FormatSpecific.Data
@@ -159,6 +171,17 @@ func qcow2Info(_ context.Context, e env, args []string) error {
 		fmt.Fprintf(w, "    corrupt: %v\n    extended l2: %v\n", *d.Corrupt, *d.ExtendedL2)
 	}
 	return nil
+}
+
+// printable returns s, quoted when it holds anything but printable
+// characters: names come from the image and must not drive the terminal.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // human formats n bytes as qemu-img does ("1 GiB", "196 KiB", "1.5 MiB").
