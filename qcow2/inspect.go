@@ -76,7 +76,15 @@ func readFull(r io.ReaderAt, b []byte, off int64) (int, error) {
 // an error wrapping one of the rule sentinels ([ErrNotQcow2], [ErrVersion],
 // ...), all of which wrap [ErrInvalid]. A read error is returned wrapped as
 // it is. An image that passes may still be unsafe to use as a template:
-// see [Image.Verdict].
+// see [Vet].
+//
+// Inspect is stricter than QEMU 7.2 where the specification is and QEMU is
+// not, so that two readers cannot disagree about an image: a version 3
+// header_length must be a multiple of 8, each extension type may appear
+// once (QEMU takes the last), and backing file, backing format and data
+// file names may not contain NUL bytes (QEMU cuts them there). Tables past
+// the end of the file are accepted, as QEMU reads zeros there; Vet reports
+// them.
 func Inspect(r io.ReaderAt) (*Image, error) {
 	var fixed [v3HeaderLen]byte
 	n, err := readFull(r, fixed[:], 0)
