@@ -38,10 +38,12 @@
 //   - examples/quickstart: a tour that runs on this machine only, with no
 //     network and no setup; today it covers qcow2.
 //
-// Planned, following the same design; they are not in the module yet:
+// In progress or planned, following the same design:
 //
-//   - download (planned): a parallel, resumable download engine that
-//     verifies the checksum while downloading and only renames a fully
+//   - [github.com/directdl/directdl/download] (in progress): today the
+//     checksum value type (CloudStack's {SHA-256}hex, go-digest's
+//     sha256:hex, bare MD5, go-getter's ?checksum=); next, a parallel,
+//     resumable download engine that verifies the checksum while downloading and only renames a fully
 //     verified file into place, with CloudStack's three timeouts, a URL
 //     policy checked at dial time, and bounded, deduplicated concurrency.
 //     Its subpackages: download/metalink (planned), a Metalink v3 and v4
