@@ -1,0 +1,223 @@
+// Command faultserver serves one resource over HTTP or HTTPS on loopback
+// addresses, with the faults of package faultserver set by flags, for
+// benchmark scripts that compare whole download programs (directdl, aria2c,
+// curl) against the same server.
+//
+// Usage:
+//
+//	faultserver [flags]
+//
+// By default it serves 1 GiB of generated content (seed 1) at /file on
+// 127.0.0.1 at a free port. Once it listens it prints, on stdout, lines a
+// shell can evaluate:
+//
+//	URL=http://127.0.0.1:41234/file
+//	SIZE=1073741824
+//	SHA256=...   (with -digest; computed before listening)
+//	MD5=...      (with -digest)
+//
+// and serves until interrupted (SIGINT or SIGTERM). Sizes and rates accept
+// plain bytes or the suffixes K, M, G, T, P, E (powers of 1024), optionally
+// followed by B or iB: -rate 20M is 20 MiB/s per connection.
+//
+// With -tls-gen DIR it makes a test CA, intermediate and leaf for the
+// loopback addresses, writes them to DIR (root.pem for curl --cacert and
+// aria2c --ca-certificate; see faultserver.PKI.WritePEM) and serves HTTPS;
+// -tls-cert and -tls-key serve given PEM files instead. Errors print one
+// line "faultserver: MESSAGE" on stderr; usage errors exit with status 2,
+// other failures with 1.
+package main
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/directdl/directdl/internal/faultserver"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// sizeFlag is a flag.Value for a size in bytes.
+type sizeFlag int64
+
+func (s *sizeFlag) String() string { return strconv.FormatInt(int64(*s), 10) }
+
+func (s *sizeFlag) Set(v string) error {
+	n, err := parseSize(v)
+	*s = sizeFlag(n)
+	return err
+}
+
+// parseSize reads bytes with an optional K, M, G, T, P or E suffix (powers
+// of 1024), itself optionally followed by B or iB.
+func parseSize(v string) (int64, error) {
+	num := strings.TrimRight(v, "KMGTPEkmgtpeiBb")
+	suffix := strings.ToUpper(v[len(num):])
+	switch {
+	case len(suffix) == 3 && strings.HasSuffix(suffix, "IB"), len(suffix) == 2 && suffix[1] == 'B':
+		suffix = suffix[:1]
+	case suffix == "B":
+		suffix = ""
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("bad size %q: want bytes, optionally with K, M, G, T, P or E", v)
+	}
+	shift := 0
+	switch suffix {
+	case "":
+	case "K", "M", "G", "T", "P", "E":
+		shift = 10 * (1 + strings.Index("KMGTPE", suffix))
+	default:
+		return 0, fmt.Errorf("bad size %q: unknown suffix %q", v, suffix)
+	}
+	if shift > 0 && n > (1<<63-1)>>shift {
+		return 0, fmt.Errorf("bad size %q: too large", v)
+	}
+	return n << shift, nil
+}
+
+// run is the program; it returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("faultserver", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		f              faultserver.Faults
+		size           = sizeFlag(1 << 30)
+		rate           sizeFlag
+		resetAfter     sizeFlag
+		truncateAfter  sizeFlag
+		stallAfter     sizeFlag
+		changeAfterB   sizeFlag
+		addr           = fs.String("addr", "127.0.0.1", "loopback `IP[:PORT]` to listen on (HTTPS with TLS; plain HTTP then takes a free port)")
+		hosts          = fs.String("hosts", "", "more loopback `IPs`, comma-separated, e.g. 127.0.0.2,127.0.0.3")
+		path           = fs.String("path", faultserver.DefaultResourcePath, "URL `path` of the resource")
+		seed           = fs.Uint64("seed", 1, "`seed` of the generated content")
+		file           = fs.String("file", "", "serve this `file` instead of generated content")
+		etag           = fs.String("etag", "", "ETag of the resource (default derived from path, size and seed)")
+		tlsCert        = fs.String("tls-cert", "", "serve HTTPS with this PEM certificate `file` (leaf first, then intermediates)")
+		tlsKey         = fs.String("tls-key", "", "PEM private key `file` of -tls-cert")
+		tlsGen         = fs.String("tls-gen", "", "make a test CA and leaf, write their PEM files to `dir`, and serve HTTPS")
+		noIntermediate = fs.Bool("no-intermediate", false, "with -tls-gen, serve the leaf without its intermediate")
+		digest         = fs.Bool("digest", false, "print the content's SHA256 and MD5 (reads all of it first)")
+		verbose        = fs.Bool("v", false, "log every request on stderr")
+	)
+	fs.Var(&size, "size", "`size` of the generated content")
+	fs.Var(&rate, "rate", "cap each connection at this many `bytes` per second (0: none)")
+	fs.DurationVar(&f.Latency, "latency", 0, "delay every response's headers by `duration`")
+	fs.BoolVar(&f.NoRanges, "no-ranges", false, "ignore Range; no Accept-Ranges")
+	fs.BoolVar(&f.Always200, "always-200", false, "answer ranges with 200 and the whole content while claiming Accept-Ranges")
+	fs.BoolVar(&f.WrongContentRange, "wrong-content-range", false, "answer ranges with a Content-Range other than asked")
+	fs.BoolVar(&f.Gzip, "gzip", false, "compress for clients that accept gzip")
+	fs.Var(&resetAfter, "reset-after", "reset the connection after this many body `bytes` of a response")
+	fs.Var(&truncateAfter, "truncate-after", "close the connection after this many body `bytes`, short of Content-Length")
+	fs.Var(&stallAfter, "stall-after", "stop sending after this many body `bytes` of a response")
+	fs.DurationVar(&f.StallFor, "stall-for", 0, "how long a stall lasts (0: until the client goes)")
+	fs.IntVar(&f.BodyFaultResponses, "body-fault-responses", 0, "limit -reset-after, -truncate-after and -stall-after to the first `N` responses (0: all)")
+	fs.IntVar(&f.FailRequests, "fail", 0, "fail the first `N` requests")
+	fs.IntVar(&f.FailStatus, "fail-status", 503, "`status` of failed requests")
+	fs.DurationVar(&f.RetryAfter, "retry-after", 0, "send Retry-After with failures")
+	fs.IntVar(&f.ChangeAfterRequests, "change-after-requests", 0, "change the resource's ETag when `N` requests have started")
+	fs.Var(&changeAfterB, "change-after-bytes", "change the resource's ETag when this many `bytes` have been sent")
+	fs.BoolVar(&f.ChangeContent, "change-content", false, "change the content too, with the ETag")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "faultserver: "+format+"\n", a...)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected arguments %q", fs.Args())
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return usage("-tls-cert and -tls-key go together")
+	}
+	if *tlsCert != "" && *tlsGen != "" {
+		return usage("-tls-gen and -tls-cert exclude each other")
+	}
+	f.Rate, f.ResetAfter, f.TruncateAfter = int64(rate), int64(resetAfter), int64(truncateAfter)
+	f.StallAfter, f.ChangeAfterBytes = int64(stallAfter), int64(changeAfterB)
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "faultserver: %v\n", err)
+		return 1
+	}
+
+	res := faultserver.PatternResource(*path, *seed, int64(size))
+	res.ETag = *etag
+	if *file != "" {
+		fh, err := os.Open(*file)
+		if err != nil {
+			return fail(err)
+		}
+		defer fh.Close()
+		fi, err := fh.Stat()
+		if err != nil {
+			return fail(err)
+		}
+		res.Content, res.Size, res.ModTime = fh, fi.Size(), fi.ModTime()
+	}
+	opts := []faultserver.Option{faultserver.WithResource(res), faultserver.WithFaults(f)}
+	all := []string{*addr}
+	if *hosts != "" {
+		all = append(all, strings.Split(*hosts, ",")...)
+	}
+	opts = append(opts, faultserver.WithHosts(all...))
+	switch {
+	case *tlsCert != "":
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			return fail(err)
+		}
+		opts = append(opts, faultserver.WithTLS(cert))
+	case *tlsGen != "":
+		pki, err := faultserver.NewPKI(0)
+		if err != nil {
+			return fail(err)
+		}
+		if err := pki.WritePEM(*tlsGen); err != nil {
+			return fail(err)
+		}
+		opts = append(opts, faultserver.WithTLS(pki.Certificate(!*noIntermediate)))
+	}
+	if *verbose {
+		opts = append(opts, faultserver.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
+
+	var sums string
+	if *digest {
+		s, m := sha256.New(), md5.New()
+		if err := faultserver.Hash(ctx, res.Content, res.Size, s, m); err != nil {
+			return fail(err)
+		}
+		sums = fmt.Sprintf("SHA256=%x\nMD5=%x\n", s.Sum(nil), m.Sum(nil))
+	}
+	srv, err := faultserver.Start(opts...)
+	if err != nil {
+		return fail(err)
+	}
+	defer srv.Close()
+	fmt.Fprintf(stdout, "URL=%s\nSIZE=%d\n%s", srv.URL(*path), res.Size, sums)
+	<-ctx.Done()
+	return 0
+}
