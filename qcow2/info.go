@@ -2,7 +2,6 @@ package qcow2
 
 import (
 	"fmt"
-	"os"
 	"syscall"
 )
 
@@ -105,15 +104,11 @@ func ptr[T any](v T) *T { return &v }
 // --output=json path` does, including the allocated size on disk and the
 // internal snapshots. It never opens the backing file.
 func InfoFile(path string) (*Info, error) {
-	f, err := os.Open(path)
+	f, img, err := openImage(path)
 	if err != nil {
-		return nil, fmt.Errorf("qcow2: %w", err)
+		return nil, err
 	}
 	defer f.Close()
-	img, err := Inspect(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	in := img.Info(path)
 	if fi, err := f.Stat(); err == nil {
 		if st, ok := fi.Sys().(*syscall.Stat_t); ok {

@@ -224,16 +224,27 @@ func Inspect(r io.ReaderAt) (*Image, error) {
 
 // InspectFile opens path read-only and calls [Inspect].
 func InspectFile(path string) (*Image, error) {
+	f, img, err := openImage(path)
+	if err != nil {
+		return nil, err
+	}
+	f.Close()
+	return img, nil
+}
+
+// openImage opens path read-only and inspects it; the caller closes the
+// file. Errors name the path.
+func openImage(path string) (*os.File, *Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("qcow2: %w", err)
+		return nil, nil, fmt.Errorf("qcow2: %w", err)
 	}
-	defer f.Close()
 	img, err := Inspect(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return img, nil
+	return f, img, nil
 }
 
 // validateTable applies QEMU's validate_table_offset: the table of entries

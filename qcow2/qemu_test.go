@@ -53,24 +53,11 @@ func qemuArgs(o Options, file string) []string {
 	if o.Preallocation != "" {
 		opts = append(opts, "preallocation="+o.Preallocation)
 	}
-	args := []string{"create", "-q", "-f", "qcow2"}
-	if len(opts) > 0 {
-		args = append(args, "-o", strings.Join(opts, ","))
-	}
-	if o.BackingFile != "" {
-		args = append(args, "-b", o.BackingFile)
-	}
-	if o.BackingFormat != "" {
-		args = append(args, "-F", o.BackingFormat)
-	}
-	if o.Unsafe {
-		args = append(args, "-u")
-	}
-	args = append(args, file)
+	c := qemuimg.Case{Options: strings.Join(opts, ","), Backing: o.BackingFile, Format: o.BackingFormat, Unsafe: o.Unsafe}
 	if o.Size != 0 || o.BackingFile == "" {
-		args = append(args, strconv.FormatInt(o.Size, 10))
+		c.Size = strconv.FormatInt(o.Size, 10)
 	}
-	return args
+	return append([]string{"create", "-q", "-f", "qcow2"}, c.Args(file)...)
 }
 
 const (

@@ -16,7 +16,7 @@ import (
 )
 
 // ddctl runs the CLI in-process and returns its exit code, stdout, stderr.
-func ddctl(t *testing.T, _ string, args ...string) (int, string, string) {
+func ddctl(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := run(context.Background(), args, &out, &errb)
@@ -36,7 +36,7 @@ func TestQcow2CreateAndInfoMatchQemu(t *testing.T) {
 			want := filepath.Join(dir, "want.qcow2")
 			got := filepath.Join(dir, "got.qcow2")
 			qemuimg.Run(t, dir, append([]string{"create", "-q", "-f", "qcow2"}, c.Args(want)...)...)
-			code, stdout, stderr := ddctl(t, dir, append([]string{"qcow2", "create", "-q"}, c.Args(got)...)...)
+			code, stdout, stderr := ddctl(t, append([]string{"qcow2", "create", "-q"}, c.Args(got)...)...)
 			if code != 0 || stdout != "" {
 				t.Fatalf("ddctl qcow2 create: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 			}
@@ -53,7 +53,7 @@ func TestQcow2CreateAndInfoMatchQemu(t *testing.T) {
 			if err != nil {
 				t.Fatalf("qemu-img info: %v", err)
 			}
-			code, stdout, stderr = ddctl(t, dir, "qcow2", "info", "-json", got)
+			code, stdout, stderr = ddctl(t, "qcow2", "info", "-json", got)
 			if code != 0 {
 				t.Fatalf("ddctl qcow2 info: exit %d: %s", code, stderr)
 			}
@@ -75,7 +75,7 @@ func TestQcow2Usage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	img := filepath.Join(dir, "a.qcow2")
-	if code, _, stderr := ddctl(t, dir, "qcow2", "create", "-q", img, "1G"); code != 0 {
+	if code, _, stderr := ddctl(t, "qcow2", "create", "-q", img, "1G"); code != 0 {
 		t.Fatalf("create: %s", stderr)
 	}
 	cases := []struct {
@@ -107,7 +107,7 @@ func TestQcow2Usage(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			code, stdout, stderr := ddctl(t, "", c.args...)
+			code, stdout, stderr := ddctl(t, c.args...)
 			if code != c.code {
 				t.Errorf("exit %d, want %d (stderr %q)", code, c.code, stderr)
 			}
@@ -139,12 +139,12 @@ func TestQcow2RebaseAndInspect(t *testing.T) {
 		{"qcow2", "create", "-q", base, "2G"},
 		{"qcow2", "create", "-q", "-b", "base.qcow2", "-F", "qcow2", ov},
 	} {
-		if code, _, stderr := ddctl(t, "", args...); code != 0 {
+		if code, _, stderr := ddctl(t, args...); code != 0 {
 			t.Fatalf("%v: %s", args, stderr)
 		}
 	}
 
-	code, stdout, _ := ddctl(t, "", "qcow2", "inspect", "-json", ov)
+	code, stdout, _ := ddctl(t, "qcow2", "inspect", "-json", ov)
 	var v struct {
 		Safe     bool `json:"safe"`
 		Problems []struct {
@@ -159,24 +159,24 @@ func TestQcow2RebaseAndInspect(t *testing.T) {
 	if code != 1 || v.Safe || len(v.Problems) != 1 || v.Problems[0].Code != "backing-file" || v.VirtualSize != 2<<30 || v.Backing != "base.qcow2" {
 		t.Errorf("inspect of an overlay: exit %d, %+v", code, v)
 	}
-	if code, _, stderr := ddctl(t, "", "qcow2", "inspect", "-allow-backing", ov); code != 0 {
+	if code, _, stderr := ddctl(t, "qcow2", "inspect", "-allow-backing", ov); code != 0 {
 		t.Errorf("inspect -allow-backing: exit %d: %s", code, stderr)
 	}
-	if code, _, _ := ddctl(t, "", "qcow2", "inspect", "-max-size", "1G", base); code != 1 {
+	if code, _, _ := ddctl(t, "qcow2", "inspect", "-max-size", "1G", base); code != 1 {
 		t.Errorf("inspect -max-size 1G of a 2G image: exit %d, want 1", code)
 	}
 
-	if code, _, stderr := ddctl(t, "", "qcow2", "rebase", "-u", "-b", "", ov); code != 0 {
+	if code, _, stderr := ddctl(t, "qcow2", "rebase", "-u", "-b", "", ov); code != 0 {
 		t.Fatalf("rebase -b '': %s", stderr)
 	}
-	code, stdout, _ = ddctl(t, "", "qcow2", "inspect", "-json", ov)
+	code, stdout, _ = ddctl(t, "qcow2", "inspect", "-json", ov)
 	if code != 0 || !strings.Contains(stdout, `"safe": true`) {
 		t.Errorf("after removing the backing file: exit %d\n%s", code, stdout)
 	}
-	if code, _, stderr := ddctl(t, "", "qcow2", "rebase", "-u", "-b", "/images/base.qcow2", "-F", "qcow2", ov); code != 0 {
+	if code, _, stderr := ddctl(t, "qcow2", "rebase", "-u", "-b", "/images/base.qcow2", "-F", "qcow2", ov); code != 0 {
 		t.Fatalf("rebase: %s", stderr)
 	}
-	code, stdout, _ = ddctl(t, "", "qcow2", "info", "-json", ov)
+	code, stdout, _ = ddctl(t, "qcow2", "info", "-json", ov)
 	if code != 0 || !strings.Contains(stdout, `"backing-filename": "/images/base.qcow2"`) {
 		t.Errorf("info after rebase: exit %d\n%s", code, stdout)
 	}
@@ -188,7 +188,7 @@ func TestQcow2CheckExitCodes(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	clean := filepath.Join(dir, "clean.qcow2")
-	if code, _, stderr := ddctl(t, "", "qcow2", "create", "-q", clean, "1G"); code != 0 {
+	if code, _, stderr := ddctl(t, "qcow2", "create", "-q", clean, "1G"); code != 0 {
 		t.Fatal(stderr)
 	}
 	b, err := os.ReadFile(clean)
@@ -219,11 +219,11 @@ func TestQcow2CheckExitCodes(t *testing.T) {
 	}
 	for _, c := range cases {
 		p := filepath.Join(dir, c.file)
-		code, stdout, stderr := ddctl(t, "", "qcow2", "check", p)
+		code, stdout, stderr := ddctl(t, "qcow2", "check", p)
 		if code != c.code || stdout != "" || !strings.Contains(stderr, c.msg) {
 			t.Errorf("check %s: exit %d (want %d), stdout %q, stderr %q (want %q)", c.file, code, c.code, stdout, stderr, c.msg)
 		}
-		code, stdout, _ = ddctl(t, "", "qcow2", "check", "-json", p)
+		code, stdout, _ = ddctl(t, "qcow2", "check", "-json", p)
 		if code != c.code {
 			t.Errorf("check -json %s: exit %d, want %d", c.file, code, c.code)
 		}
