@@ -1,0 +1,1162 @@
+package download
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/directdl/directdl/internal/atomicfile"
+	"github.com/directdl/directdl/internal/netguard"
+)
+
+const (
+	// maxRestarts bounds how often a download starts again from zero
+	// because the remote file changed under it.
+	maxRestarts = 3
+	// bufSize is each connection's read buffer.
+	bufSize = 256 << 10
+	// hashChunk is how much the hash cursor reads back at a time.
+	hashChunk = 1 << 20
+	// checkpointEvery is how much a connection writes between control
+	// file updates: a kill loses at most this much per connection.
+	checkpointEvery = 1 << 20
+	// durableEvery is how often the part file is fsynced and a durable
+	// checkpoint written.
+	durableEvery = 5 * time.Second
+	// maxRequest bounds one ranged request, so that the rest of a range
+	// can go to another connection without closing this one.
+	maxRequest = 16 << 20
+)
+
+var (
+	// errRestart: the remote changed; start again from zero.
+	errRestart = errors.New("remote file changed")
+	// errNoRanges: ranged responses cannot be trusted; go on in one
+	// stream, keeping what was written.
+	errNoRanges = errors.New("server does not serve ranges reliably")
+	// errStall is the cause of a request cancelled by the idle timer.
+	errStall = errors.New("stall")
+)
+
+// transfer is the state of one download to one destination.
+type transfer struct {
+	c     *Client
+	j     *job
+	log   *slog.Logger
+	start time.Time
+
+	part              *os.File
+	partPath, ctlPath string
+	boot              string
+
+	mu           sync.Mutex
+	size         int64 // -1 while unknown
+	etag         string
+	lastModified string
+	ranges       bool // serve ranges (false after a fallback)
+	noRanges     bool // never ask for ranges again
+	done         spans
+	segs         []*segment
+	active       int
+	maxActive    int
+	durable      progressState
+	url          *url.URL // where ranges are asked: the first request's final URL
+	redirects    []string
+	resumedFrom  int64
+	restarts     int
+
+	ckptMu      sync.Mutex // one control file write at a time
+	hash        hash.Hash
+	hashed      atomic.Int64
+	hashSnap    atomic.Pointer[progressState] // Hashed and HashState only
+	transferred atomic.Int64
+
+	wakeHash chan struct{}
+	wakeCkpt chan struct{}
+}
+
+// segment is a range [pos, end) of the file that one connection fills.
+// pos moves as the owner writes; end moves down when another connection
+// steals the tail.
+type segment struct {
+	pos, end int64
+	reqEnd   int64 // end of the owner's request in flight
+	owned    bool
+}
+
+func (c *Client) run(ctx context.Context, j *job) (*Result, error) {
+	log := c.cfg.logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &transfer{
+		c: c, j: j, log: log.With(netguard.StringAttr("url", j.rawURL), slog.String("path", j.path)),
+		start: time.Now(), partPath: partPath(j.path), ctlPath: controlPath(j.path),
+		boot: bootID(), size: -1, url: j.url,
+		wakeHash: make(chan struct{}, 1), wakeCkpt: make(chan struct{}, 1),
+	}
+	if err := t.open(); err != nil {
+		return nil, err
+	}
+	defer t.part.Close()
+	res, err := t.download(ctx)
+	if err == nil {
+		return res, nil
+	}
+	if t.doneBytes() == 0 || useless(err) {
+		t.removeLeftovers()
+	} else if t.size >= 0 {
+		t.checkpoint(true)
+	}
+	t.log.Warn("download failed", slog.String("error", netguard.RedactText(err.Error())))
+	if t.c.cfg.progress != nil {
+		t.c.cfg.progress(Progress{URL: j.safeURL, Path: j.path, Done: t.doneBytes(), Total: t.size, Final: true, Err: err})
+	}
+	return nil, netguard.RedactError(err)
+}
+
+// open locks the part file and loads what an earlier download left.
+func (t *transfer) open() error {
+	f, err := os.OpenFile(t.partPath, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("download: creating %s: %w", t.partPath, err)
+	}
+	ok, err := lockFile(f)
+	if err != nil || !ok {
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("download: locking %s: %w", t.partPath, err)
+		}
+		return fmt.Errorf("%w: %s is locked by another process", ErrBusy, t.partPath)
+	}
+	t.part = f
+	t.hash = t.algorithm().NewHash()
+	if !t.c.cfg.resume {
+		return t.reset()
+	}
+	ctl, err := readControl(t.ctlPath)
+	if err == nil && ctl != nil && ctl.Algorithm != t.algorithm().Algorithm() {
+		err = fmt.Errorf("control file is for %s, this download verifies %s", ctl.Algorithm, t.algorithm().Algorithm())
+	}
+	if err == nil && ctl != nil {
+		if fi, serr := f.Stat(); serr != nil || fi.Size() != ctl.Size {
+			err = errors.New("part file does not have the recorded size")
+		}
+	}
+	if err != nil || ctl == nil {
+		if err != nil {
+			t.log.Warn("starting afresh: unusable control file", slog.String("error", err.Error()))
+		}
+		return t.reset()
+	}
+	st := ctl.Latest
+	if ctl.BootID == "" || ctl.BootID != t.boot {
+		st = ctl.Durable // the page cache may have been lost since
+	}
+	if err := unmarshalHash(t.hash, st.HashState); err != nil {
+		return t.reset()
+	}
+	t.size, t.etag, t.lastModified = ctl.Size, ctl.ETag, ctl.LastModified
+	t.done, t.durable = st.Done, ctl.Durable
+	t.hashed.Store(st.Hashed)
+	t.hashSnap.Store(&progressState{Hashed: st.Hashed, HashState: st.HashState})
+	t.resumedFrom = st.Done.total()
+	t.log.Info("resuming", slog.Int64("done", t.resumedFrom), slog.Int64("size", t.size))
+	return nil
+}
+
+// algorithm is the checksum's algorithm, or SHA-256 when none is given.
+func (t *transfer) algorithm() Checksum {
+	if t.j.hasSum {
+		return t.j.sum
+	}
+	return Checksum{alg: SHA256}
+}
+
+// reset forgets everything fetched: the remote is new, or unknown.
+func (t *transfer) reset() error {
+	t.mu.Lock()
+	t.size, t.etag, t.lastModified = -1, "", ""
+	t.done, t.durable, t.segs = nil, progressState{}, nil
+	t.resumedFrom = 0
+	t.mu.Unlock()
+	t.hash.Reset()
+	t.hashed.Store(0)
+	t.hashSnap.Store(nil)
+	os.Remove(t.ctlPath)
+	if err := t.part.Truncate(0); err != nil {
+		return fmt.Errorf("download: truncating %s: %w", t.partPath, err)
+	}
+	return nil
+}
+
+func (t *transfer) removeLeftovers() {
+	os.Remove(t.ctlPath)
+	os.Remove(t.partPath)
+}
+
+func (t *transfer) doneBytes() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.done.total()
+}
+
+// download runs until the file is complete and committed, starting again
+// when the remote changes and falling back to one stream when ranges fail.
+func (t *transfer) download(ctx context.Context) (*Result, error) {
+	for {
+		s, err := t.first(ctx)
+		if err == nil {
+			err = t.fill(ctx, s)
+		}
+		switch {
+		case err == nil:
+			return t.commit()
+		case errors.Is(err, errRestart):
+			t.restarts++
+			if t.restarts > maxRestarts {
+				return nil, fmt.Errorf("%w: %s changed %d times during the download", ErrRemoteChanged, t.j.safeURL, t.restarts)
+			}
+			t.log.Warn("remote file changed; starting again from zero", slog.Int("restart", t.restarts))
+			if err := t.reset(); err != nil {
+				return nil, err
+			}
+		case errors.Is(err, errNoRanges):
+			t.log.Warn("server's ranges cannot be trusted; going on in one stream")
+			t.mu.Lock()
+			t.noRanges = true
+			t.mu.Unlock()
+		default:
+			return nil, err
+		}
+	}
+}
+
+// stream is one response being read.
+type stream struct {
+	resp   *http.Response
+	cancel context.CancelCauseFunc
+	idle   *time.Timer
+	release func()
+	url    string // redacted
+	end    int64  // the body holds the file's bytes up to here (exclusive)
+}
+
+func (s *stream) close() {
+	if s == nil {
+		return
+	}
+	s.idle.Stop()
+	s.resp.Body.Close()
+	s.cancel(nil)
+	if s.release != nil {
+		s.release()
+	}
+}
+
+// request sends a GET for [from, to] (to < 0: to the end; from < 0: no
+// Range) with the idle timer running, and returns the response unchecked.
+func (t *transfer) request(ctx context.Context, u *url.URL, from, to int64, chain *netguard.Chain) (*stream, error) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	if chain != nil {
+		rctx = netguard.WithChain(rctx, chain)
+	}
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		cancel(nil)
+		return nil, fmt.Errorf("%w: %v", ErrRequest, err)
+	}
+	req.Header.Set("User-Agent", t.c.cfg.userAgent)
+	req.Header.Set("Accept-Encoding", "identity")
+	if from >= 0 {
+		if to >= 0 {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
+		} else {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", from))
+		}
+		t.mu.Lock()
+		switch {
+		case t.etag != "" && !strings.HasPrefix(t.etag, "W/"):
+			req.Header.Set("If-Range", t.etag)
+		case t.lastModified != "":
+			req.Header.Set("If-Range", t.lastModified)
+		}
+		t.mu.Unlock()
+	}
+	timeout := t.c.cfg.socketTimeout
+	idle := time.AfterFunc(timeout, func() { cancel(errStall) })
+	safe := netguard.Redact(u)
+	t.log.Debug("request", slog.String("url", safe), slog.String("range", req.Header.Get("Range")))
+	resp, err := t.c.http.Do(req)
+	if err != nil {
+		idle.Stop()
+		cause := context.Cause(rctx)
+		cancel(nil)
+		if errors.Is(cause, errStall) {
+			return nil, fmt.Errorf("%w: no response from %s within %v", ErrStalled, safe, timeout)
+		}
+		return nil, err
+	}
+	return &stream{resp: resp, cancel: cancel, idle: idle, url: safe}, nil
+}
+
+// acquire takes a connection slot for host, waiting at most the
+// connection request timeout.
+func (t *transfer) acquire(ctx context.Context, host string) (func(), error) {
+	sem := t.c.hostSem(host)
+	wctx, cancel := context.WithTimeout(ctx, t.c.cfg.requestTimeout)
+	defer cancel()
+	if err := sem.Acquire(wctx, 1); err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return nil, fmt.Errorf("%w: all %d connections to %s stayed busy for %v; raise the per-host limit or the connection request timeout",
+			ErrNoConnection, t.c.cfg.hostConnections, host, t.c.cfg.requestTimeout)
+	}
+	t.mu.Lock()
+	t.active++
+	t.maxActive = max(t.maxActive, t.active)
+	t.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			sem.Release(1)
+			t.mu.Lock()
+			t.active--
+			t.mu.Unlock()
+		})
+	}, nil
+}
+
+// first sends the first request of an attempt: from the first missing byte
+// to the end. Its response tells the size, the validators and whether the
+// server serves ranges, and its body fills the first gap. It returns nil
+// when nothing is missing.
+func (t *transfer) first(ctx context.Context) (*stream, error) {
+	t.mu.Lock()
+	from, to := int64(0), 4*t.c.cfg.minSplit-1
+	if t.size >= 0 {
+		g := t.done.gaps(t.size)
+		if len(g) == 0 {
+			t.mu.Unlock()
+			return nil, nil
+		}
+		from, to = g[0].Start, min(g[0].End, g[0].Start+4*t.c.cfg.minSplit)-1
+	}
+	useRange := !t.noRanges
+	resuming := len(t.done) > 0
+	t.mu.Unlock()
+	if !useRange {
+		from = -1
+	}
+	release, err := t.acquire(ctx, t.j.url.Host)
+	if err != nil {
+		return nil, err
+	}
+	attempt := 0
+	for {
+		s, err := t.firstOnce(ctx, from, to, resuming)
+		if err == nil {
+			if s == nil {
+				release()
+				return nil, nil
+			}
+			s.release = release
+			return s, nil
+		}
+		attempt, err = t.retry(ctx, err, attempt, false)
+		if err != nil {
+			release()
+			return nil, err
+		}
+	}
+}
+
+func (t *transfer) firstOnce(ctx context.Context, from, to int64, resuming bool) (*stream, error) {
+	chain := &netguard.Chain{}
+	s, err := t.request(ctx, t.j.url, from, to, chain)
+	if err != nil {
+		return nil, err
+	}
+	resp := s.resp
+	if err := t.checkCommon(s); err != nil {
+		s.close()
+		return nil, err
+	}
+	etag, lm := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	t.mu.Lock()
+	changed := (t.etag != "" && etag != t.etag) || (t.lastModified != "" && lm != t.lastModified)
+	t.mu.Unlock()
+	size := int64(-1)
+	ranges := false
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		cr, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil || cr.start != from || cr.total < 0 || cr.end != min(to, cr.total-1) ||
+			(resp.ContentLength >= 0 && resp.ContentLength != cr.end-cr.start+1) {
+			s.close()
+			return nil, fmt.Errorf("%w: asked %s for bytes %d-%d and got Content-Range %q: %w",
+				ErrBadResponse, s.url, from, to, resp.Header.Get("Content-Range"), errNoRanges)
+		}
+		size, ranges = cr.total, true
+		s.end = cr.end + 1
+		t.mu.Lock()
+		changed = changed || (t.size >= 0 && t.size != size)
+		t.mu.Unlock()
+		if changed {
+			s.close()
+			return nil, errRestart
+		}
+	case http.StatusOK:
+		size = resp.ContentLength
+		s.end = size
+		if size < 0 {
+			s.end = 1<<63 - 1
+		}
+		if changed && from >= 0 && resp.Header.Get("Accept-Ranges") == "bytes" {
+			// The If-Range failed: a fresh start gets ranges again.
+			s.close()
+			return nil, errRestart
+		}
+		weak := etag == "" && lm == "" || strings.HasPrefix(etag, "W/")
+		if resuming && (changed || weak) {
+			// The whole file comes anyway; keep nothing of the old one.
+			if err := t.reset(); err != nil {
+				s.close()
+				return nil, err
+			}
+		}
+		t.mu.Lock()
+		if t.size >= 0 && size != t.size {
+			t.mu.Unlock()
+			s.close()
+			return nil, errRestart
+		}
+		t.noRanges = true
+		t.mu.Unlock()
+	case http.StatusRequestedRangeNotSatisfiable:
+		cr, _ := parseContentRange(resp.Header.Get("Content-Range"))
+		s.close()
+		if from == 0 && cr.total == 0 && !resuming {
+			size = 0
+			break
+		}
+		return nil, errRestart
+	default:
+		s.close()
+		return nil, t.statusError(resp)
+	}
+	if t.j.size > 0 && size >= 0 && size != t.j.size {
+		s.close()
+		return nil, fmt.Errorf("%w: %s has %d bytes, the request expects %d", ErrSizeMismatch, s.url, size, t.j.size)
+	}
+	t.mu.Lock()
+	t.etag, t.lastModified, t.ranges = etag, lm, ranges
+	t.url = resp.Request.URL
+	if t.redirects == nil {
+		t.redirects = chain.URLs()
+	}
+	sizeWas := t.size
+	t.size = size
+	t.mu.Unlock()
+	if size >= 0 && sizeWas < 0 {
+		if err := t.prepareFile(size); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		return nil, nil
+	}
+	return s, nil
+}
+
+// checkCommon refuses responses whose bytes are not the file's bytes.
+func (t *transfer) checkCommon(s *stream) error {
+	if ce := s.resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		return fmt.Errorf("%w: %s answered with Content-Encoding %q although none was accepted", ErrBadResponse, s.url, ce)
+	}
+	return nil
+}
+
+func (t *transfer) statusError(resp *http.Response) error {
+	e := &HTTPError{Status: resp.StatusCode, URL: netguard.Redact(resp.Request.URL)}
+	if ra := retryAfter(resp); ra > 0 {
+		return &retryAfterError{err: e, after: ra}
+	}
+	return e
+}
+
+// retryAfterError carries a Retry-After delay with a temporary error.
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+func retryAfter(resp *http.Response) time.Duration {
+	v := resp.Header.Get("Retry-After")
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return time.Until(at)
+	}
+	return 0
+}
+
+// prepareFile checks the free space and reserves it.
+func (t *transfer) prepareFile(size int64) error {
+	need := size - allocated(t.part)
+	dir := filepath.Dir(t.j.path)
+	if avail := freeSpace(dir); avail >= 0 && need > avail {
+		return &SpaceError{Dir: dir, Need: need, Avail: avail}
+	}
+	if err := preallocate(t.part, size); err != nil {
+		return fmt.Errorf("download: reserving %d bytes for %s: %w", size, t.partPath, err)
+	}
+	if fi, err := t.part.Stat(); err == nil && fi.Size() > size {
+		if err := t.part.Truncate(size); err != nil {
+			return err
+		}
+	}
+	return t.checkpoint(true)
+}
+
+// retry decides whether err may pass on another attempt, and waits for it.
+// It returns the new attempt count, or the error to give up with.
+func (t *transfer) retry(ctx context.Context, err error, attempt int, progressed bool) (int, error) {
+	if permanent(ctx, err) {
+		return attempt, err
+	}
+	if progressed {
+		attempt = 0
+	}
+	attempt++
+	if attempt > t.c.cfg.retries {
+		return attempt, err
+	}
+	d := t.c.cfg.minBackoff << min(attempt-1, 30)
+	if d <= 0 || d > t.c.cfg.maxBackoff {
+		d = t.c.cfg.maxBackoff
+	}
+	d = d/2 + rand.N(d/2+1)
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		d = min(max(ra.after, d), t.c.cfg.maxBackoff)
+	}
+	t.log.Warn("retrying", slog.Int("attempt", attempt), slog.Duration("after", d),
+		slog.String("error", netguard.RedactText(err.Error())))
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return attempt, nil
+	case <-ctx.Done():
+		return attempt, context.Cause(ctx)
+	}
+}
+
+// useless reports failures after which the fetched data cannot serve a
+// later download: the source is wrong or gone.
+func useless(err error) bool {
+	var he *HTTPError
+	if errors.As(err, &he) && !he.Temporary() {
+		return true
+	}
+	return errors.Is(err, ErrChecksumMismatch) || errors.Is(err, ErrSizeMismatch) ||
+		errors.Is(err, ErrRemoteChanged) || errors.Is(err, ErrBadResponse)
+}
+
+// permanent reports errors that another attempt cannot fix.
+func permanent(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	var he *HTTPError
+	if errors.As(err, &he) {
+		return !he.Temporary()
+	}
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var cv *tls.CertificateVerificationError
+	switch {
+	case errors.Is(err, errRestart), errors.Is(err, errNoRanges):
+		return true // handled by the caller, not retried
+	case errors.Is(err, netguard.ErrDenied), errors.Is(err, netguard.ErrTooManyRedirects),
+		errors.Is(err, netguard.ErrDowngrade), errors.Is(err, netguard.ErrScheme):
+		return true
+	case errors.As(err, &ua), errors.As(err, &hn), errors.As(err, &ci), errors.As(err, &cv):
+		return true
+	case errors.Is(err, ErrBadResponse), errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrRequest),
+		errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrNoConnection):
+		return true
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	var se *SpaceError
+	return errors.As(err, &se)
+}
+
+// fill fetches every missing range, the first from s, the others over
+// more connections, and waits until the hash cursor has caught up.
+func (t *transfer) fill(ctx context.Context, s *stream) error {
+	t.mu.Lock()
+	size, ranges := t.size, t.ranges && !t.noRanges
+	var first *segment
+	t.segs = t.segs[:0]
+	if s != nil {
+		if ranges {
+			for _, g := range t.done.gaps(size) {
+				seg := &segment{pos: g.Start, end: g.End, reqEnd: g.Start}
+				if first == nil {
+					first, seg.owned, seg.reqEnd = seg, true, s.end
+				}
+				t.segs = append(t.segs, seg)
+			}
+		} else {
+			end := size
+			if end < 0 {
+				end = 1<<63 - 1
+			}
+			first = &segment{pos: 0, end: end, reqEnd: end, owned: true}
+			t.segs = append(t.segs, first)
+		}
+	}
+	t.mu.Unlock()
+
+	bg, stopBg := context.WithCancel(ctx)
+	var bgWG sync.WaitGroup
+	hashDone := make(chan error, 1)
+	bgWG.Add(3)
+	go func() { defer bgWG.Done(); hashDone <- t.cursor(bg) }()
+	go func() { defer bgWG.Done(); t.checkpointer(bg) }()
+	go func() { defer bgWG.Done(); t.reporter(bg) }()
+	defer func() { stopBg(); bgWG.Wait() }()
+
+	if s != nil {
+		g, gctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return t.work(gctx, first, s, ranges) })
+		if ranges {
+			for i := 1; i < t.j.conns; i++ {
+				g.Go(func() error { return t.extra(gctx) })
+			}
+		}
+		if err := g.Wait(); err != nil {
+			return err
+		}
+	}
+	t.mu.Lock()
+	if t.size < 0 {
+		t.size = t.done.prefix() // one stream of unknown length ended
+	}
+	complete := len(t.done.gaps(t.size)) == 0
+	t.mu.Unlock()
+	if !complete {
+		return fmt.Errorf("%w: transfer ended with bytes missing", ErrBadResponse)
+	}
+	poke(t.wakeHash)
+	select {
+	case err := <-hashDone:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// extra runs one more connection: it waits for a slot (giving up quietly
+// if none frees in time, since the download goes on without it), then
+// takes work until none is left.
+func (t *transfer) extra(ctx context.Context) error {
+	t.mu.Lock()
+	host := t.url.Host
+	t.mu.Unlock()
+	release, err := t.acquire(ctx, host)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		t.log.Debug("connection not opened", slog.String("error", err.Error()))
+		return nil
+	}
+	defer release()
+	seg := t.claim()
+	if seg == nil {
+		return nil
+	}
+	return t.work(ctx, seg, nil, true)
+}
+
+// claim gives the caller a range to fetch: an unowned gap, or the back half
+// of the range with the most left to do. It returns nil when no range is
+// worth splitting.
+func (t *transfer) claim() *segment {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.noRanges {
+		return nil
+	}
+	// Prefer the part of a range that no request covers yet: taking it
+	// costs the owner nothing.
+	var best *segment
+	var bestRest int64
+	for _, s := range t.segs {
+		if !s.owned && s.pos < s.end {
+			s.owned = true
+			s.reqEnd = s.pos
+			return s
+		}
+		if rest := s.end - max(s.reqEnd, s.pos+bufSize); s.owned && rest > bestRest {
+			best, bestRest = s, rest
+		}
+	}
+	if best == nil || bestRest < 2*t.c.cfg.minSplit {
+		// Else split a request in flight (its owner then closes its
+		// connection early), so a slow connection does not hold the tail.
+		// The owner may be writing up to bufSize past pos.
+		best, bestRest = nil, 0
+		for _, s := range t.segs {
+			if rest := s.end - s.pos - bufSize; s.owned && rest > bestRest {
+				best, bestRest = s, rest
+			}
+		}
+		if best == nil || bestRest < 4*t.c.cfg.minSplit {
+			return nil
+		}
+	}
+	mid := (best.end - bestRest/2) &^ (64<<10 - 1)
+	if mid <= best.pos+bufSize {
+		return nil
+	}
+	n := &segment{pos: mid, end: best.end, reqEnd: mid, owned: true}
+	best.end = mid
+	t.segs = append(t.segs, n)
+	return n
+}
+
+// work fills seg, then claims more while there is any. s, if not nil, is an
+// open response for seg.
+func (t *transfer) work(ctx context.Context, seg *segment, s *stream, ranges bool) error {
+	defer func() { s.close() }()
+	for seg != nil {
+		attempt := 0
+		for {
+			t.mu.Lock()
+			finished := seg.pos >= seg.end
+			t.mu.Unlock()
+			if finished {
+				break
+			}
+			if s == nil {
+				var err error
+				s, err = t.openRange(ctx, seg, ranges)
+				if err != nil {
+					if attempt, err = t.retry(ctx, err, attempt, false); err != nil {
+						return err
+					}
+					continue
+				}
+			}
+			n, err := t.copy(ctx, seg, s)
+			s.close()
+			s = nil
+			if err == nil {
+				continue
+			}
+			if attempt, err = t.retry(ctx, err, attempt, n > 0); err != nil {
+				return err
+			}
+		}
+		seg = t.claim()
+	}
+	return nil
+}
+
+// openRange requests the rest of seg and checks the response is that range of
+// the same file. Without ranges it requests the whole file and rewinds seg.
+func (t *transfer) openRange(ctx context.Context, seg *segment, ranges bool) (*stream, error) {
+	t.mu.Lock()
+	u := t.url
+	from, to := seg.pos, min(seg.end, seg.pos+maxRequest)-1
+	t.mu.Unlock()
+	if !ranges {
+		s, err := t.request(ctx, u, -1, -1, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := t.checkCommon(s); err != nil {
+			s.close()
+			return nil, err
+		}
+		if s.resp.StatusCode != http.StatusOK {
+			s.close()
+			return nil, t.statusError(s.resp)
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if (t.etag != "" && s.resp.Header.Get("ETag") != t.etag) ||
+			(t.lastModified != "" && s.resp.Header.Get("Last-Modified") != t.lastModified) ||
+			(t.size >= 0 && s.resp.ContentLength >= 0 && s.resp.ContentLength != t.size) {
+			s.close()
+			return nil, errRestart
+		}
+		seg.pos = 0
+		s.end = t.size
+		if s.end < 0 {
+			s.end = 1<<63 - 1
+		}
+		return s, nil
+	}
+	s, err := t.request(ctx, u, from, to, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.checkCommon(s); err != nil {
+		s.close()
+		return nil, err
+	}
+	resp := s.resp
+	switch resp.StatusCode {
+	case http.StatusPartialContent:
+		cr, err := parseContentRange(resp.Header.Get("Content-Range"))
+		t.mu.Lock()
+		size := t.size
+		t.mu.Unlock()
+		if err != nil || cr.start != from || cr.end != to || cr.total != size ||
+			(resp.ContentLength >= 0 && resp.ContentLength != to-from+1) {
+			s.close()
+			return nil, fmt.Errorf("%w: asked %s for bytes %d-%d and got Content-Range %q: %w",
+				ErrBadResponse, s.url, from, to, resp.Header.Get("Content-Range"), errNoRanges)
+		}
+		if et := resp.Header.Get("ETag"); t.etag != "" && et != "" && et != t.etag {
+			s.close()
+			return nil, errRestart
+		}
+		s.end = to + 1
+		t.mu.Lock()
+		seg.reqEnd = s.end
+		t.mu.Unlock()
+		return s, nil
+	case http.StatusOK:
+		// Never appended: a 200 is the whole file, from the first byte.
+		t.mu.Lock()
+		changed := (t.etag != "" && resp.Header.Get("ETag") != t.etag) ||
+			(t.lastModified != "" && resp.Header.Get("Last-Modified") != t.lastModified)
+		t.mu.Unlock()
+		s.close()
+		if changed {
+			return nil, errRestart
+		}
+		return nil, fmt.Errorf("asked %s for bytes %d-%d and got the whole file: %w", s.url, from, to, errNoRanges)
+	case http.StatusRequestedRangeNotSatisfiable:
+		s.close()
+		return nil, errRestart
+	}
+	s.close()
+	return nil, t.statusError(resp)
+}
+
+// copy writes s's body into seg until seg is full (or its end was stolen)
+// and returns the bytes written.
+func (t *transfer) copy(ctx context.Context, seg *segment, s *stream) (int64, error) {
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	var written, sinceCkpt int64
+	timeout := t.c.cfg.socketTimeout
+	for {
+		t.mu.Lock()
+		pos, limit := seg.pos, min(seg.end, s.end)-seg.pos
+		t.mu.Unlock()
+		if limit <= 0 {
+			if pos == s.end {
+				// Read the end of the body so the connection is reused.
+				var b [1]byte
+				s.resp.Body.Read(b[:])
+			}
+			return written, nil
+		}
+		n, rerr := s.resp.Body.Read((*buf)[:min(int64(len(*buf)), limit)])
+		if n > 0 {
+			s.idle.Reset(timeout)
+			t.transferred.Add(int64(n))
+			if _, err := t.part.WriteAt((*buf)[:n], pos); err != nil {
+				return written, fmt.Errorf("download: writing %s: %w", t.partPath, err)
+			}
+			t.mu.Lock()
+			seg.pos += int64(n)
+			t.done = t.done.add(pos, pos+int64(n))
+			t.mu.Unlock()
+			written += int64(n)
+			sinceCkpt += int64(n)
+			poke(t.wakeHash)
+			if sinceCkpt >= checkpointEvery {
+				sinceCkpt = 0
+				poke(t.wakeCkpt)
+			}
+		}
+		if rerr == io.EOF {
+			t.mu.Lock()
+			if t.size < 0 {
+				// One stream of unknown length: its end is the file's.
+				t.size, seg.end = seg.pos, seg.pos
+			}
+			short := seg.pos < min(seg.end, s.end)
+			t.mu.Unlock()
+			if short {
+				return written, fmt.Errorf("%s: body ended early: %w", s.url, io.ErrUnexpectedEOF)
+			}
+			return written, nil
+		}
+		if rerr != nil {
+			if errors.Is(context.Cause(s.resp.Request.Context()), errStall) {
+				return written, fmt.Errorf("%w: no data from %s for %v", ErrStalled, s.url, timeout)
+			}
+			if ctx.Err() != nil {
+				return written, context.Cause(ctx)
+			}
+			return written, fmt.Errorf("%s: %w", s.url, rerr)
+		}
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// cursor hashes the contiguous prefix of the part file as it grows,
+// reading back what the connections wrote (from the page cache), and
+// returns when the whole file is hashed.
+func (t *transfer) cursor(ctx context.Context) error {
+	buf := make([]byte, hashChunk)
+	off := t.hashed.Load()
+	for {
+		t.mu.Lock()
+		p, size := t.done.prefix(), t.size
+		t.mu.Unlock()
+		for off < p {
+			n := min(int64(len(buf)), p-off)
+			if _, err := t.part.ReadAt(buf[:n], off); err != nil {
+				return fmt.Errorf("download: reading back %s: %w", t.partPath, err)
+			}
+			t.hash.Write(buf[:n])
+			off += n
+			state, err := marshalHash(t.hash)
+			if err != nil {
+				return err
+			}
+			t.hashSnap.Store(&progressState{Hashed: off, HashState: state})
+			t.hashed.Store(off)
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+		}
+		if size >= 0 && off >= size {
+			return nil
+		}
+		select {
+		case <-t.wakeHash:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// checkpointer writes the control file after each checkpointEvery bytes of
+// a connection, and a durable one every durableEvery.
+func (t *transfer) checkpointer(ctx context.Context) {
+	tick := time.NewTicker(durableEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.wakeCkpt:
+			t.checkpoint(false)
+		case <-tick.C:
+			t.checkpoint(true)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// checkpoint records the current state; durable first syncs the data it
+// describes.
+func (t *transfer) checkpoint(durable bool) error {
+	t.ckptMu.Lock()
+	defer t.ckptMu.Unlock()
+	hs := t.hashSnap.Load()
+	t.mu.Lock()
+	if t.size < 0 {
+		t.mu.Unlock()
+		return nil
+	}
+	st := progressState{Done: t.done.clone()}
+	if hs != nil {
+		st.Hashed, st.HashState = hs.Hashed, hs.HashState
+	}
+	c := &control{
+		Version: controlVersion, URL: t.j.safeURL, Size: t.size, ETag: t.etag, LastModified: t.lastModified,
+		Algorithm: t.algorithm().Algorithm(), BootID: t.boot, Latest: st, Durable: t.durable,
+	}
+	t.mu.Unlock()
+	if durable {
+		if err := t.part.Sync(); err != nil {
+			return fmt.Errorf("download: syncing %s: %w", t.partPath, err)
+		}
+		c.Durable = st
+		t.mu.Lock()
+		t.durable = st
+		t.mu.Unlock()
+	}
+	if err := writeControl(t.ctlPath, c, durable); err != nil {
+		t.log.Warn("checkpoint failed", slog.String("error", err.Error()))
+		return err
+	}
+	return nil
+}
+
+// reporter sends progress events.
+func (t *transfer) reporter(ctx context.Context) {
+	sink := t.c.cfg.progress
+	if sink == nil {
+		return
+	}
+	tick := time.NewTicker(t.c.cfg.progressInterval)
+	defer tick.Stop()
+	last, lastAt := t.transferred.Load(), time.Now()
+	var rate float64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			cur := t.transferred.Load()
+			inst := float64(cur-last) / now.Sub(lastAt).Seconds()
+			if rate == 0 {
+				rate = inst
+			} else {
+				rate = 0.7*rate + 0.3*inst
+			}
+			last, lastAt = cur, now
+			t.mu.Lock()
+			p := Progress{URL: t.j.safeURL, Path: t.j.path, Done: t.done.total(), Total: t.size, Rate: rate, Connections: t.active}
+			t.mu.Unlock()
+			if p.Total > 0 && rate > 0 {
+				p.ETA = time.Duration(float64(p.Total-p.Done) / rate * float64(time.Second))
+			}
+			sink(p)
+		}
+	}
+}
+
+// commit verifies the finished part file and renames it into place.
+func (t *transfer) commit() (*Result, error) {
+	sum, err := NewChecksum(t.algorithm().Algorithm(), t.hash.Sum(nil))
+	if err != nil {
+		return nil, err
+	}
+	if t.j.hasSum {
+		if err := t.j.sum.Verify(t.hash.Sum(nil)); err != nil {
+			var ce *ChecksumError
+			if errors.As(err, &ce) {
+				ce.URL = t.j.safeURL
+			}
+			return nil, err
+		}
+	}
+	if err := t.part.Truncate(t.size); err != nil {
+		return nil, fmt.Errorf("download: %s: %w", t.partPath, err)
+	}
+	if err := t.part.Sync(); err != nil {
+		return nil, fmt.Errorf("download: syncing %s: %w", t.partPath, err)
+	}
+	if err := os.Rename(t.partPath, t.j.path); err != nil {
+		return nil, fmt.Errorf("download: %w", err)
+	}
+	os.Remove(t.ctlPath)
+	if err := atomicfile.SyncDir(filepath.Dir(t.j.path)); err != nil {
+		return nil, fmt.Errorf("download: %s is in place but not yet durable: %w", t.j.path, err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	res := &Result{
+		URL: t.j.safeURL, Path: t.j.path, Size: t.size, Digest: sum.String(), Sum: sum,
+		Verified: t.j.hasSum, BytesTransferred: t.transferred.Load(), ResumedFrom: t.resumedFrom,
+		Connections: t.maxActive, Redirects: t.redirects, Ranges: t.ranges && !t.noRanges,
+		Restarts: t.restarts, Duration: time.Since(t.start),
+	}
+	t.log.Info("downloaded", slog.Int64("size", res.Size), slog.String("digest", res.Digest),
+		slog.Int64("transferred", res.BytesTransferred), slog.Duration("duration", res.Duration))
+	if t.c.cfg.progress != nil {
+		t.c.cfg.progress(Progress{URL: t.j.safeURL, Path: t.j.path, Done: t.size, Total: t.size, Final: true})
+	}
+	return res, nil
+}
+
+// contentRange is a parsed Content-Range: bytes start-end/total (total -1
+// for "*"; start and end -1 for "*/total").
+type contentRange struct{ start, end, total int64 }
+
+func parseContentRange(v string) (contentRange, error) {
+	bad := fmt.Errorf("malformed Content-Range %q", v)
+	rest, ok := strings.CutPrefix(v, "bytes ")
+	if !ok {
+		return contentRange{}, bad
+	}
+	rng, tot, ok := strings.Cut(rest, "/")
+	if !ok {
+		return contentRange{}, bad
+	}
+	cr := contentRange{start: -1, end: -1, total: -1}
+	if tot != "*" {
+		n, err := strconv.ParseInt(tot, 10, 64)
+		if err != nil || n < 0 || tot[0] == '+' {
+			return contentRange{}, bad
+		}
+		cr.total = n
+	}
+	if rng == "*" {
+		if cr.total < 0 {
+			return contentRange{}, bad
+		}
+		return cr, nil
+	}
+	a, b, ok := strings.Cut(rng, "-")
+	if !ok {
+		return contentRange{}, bad
+	}
+	s, err1 := strconv.ParseInt(a, 10, 64)
+	e, err2 := strconv.ParseInt(b, 10, 64)
+	if err1 != nil || err2 != nil || s < 0 || e < s || a[0] == '+' || b[0] == '+' || (cr.total >= 0 && e >= cr.total) {
+		return contentRange{}, bad
+	}
+	cr.start, cr.end = s, e
+	return cr, nil
+}

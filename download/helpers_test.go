@@ -1,0 +1,88 @@
+package download_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/directdl/directdl/download"
+	"github.com/directdl/directdl/internal/faultserver"
+)
+
+// loopback is the policy every test needs: the default refuses loopback.
+var loopback = download.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}
+
+// newClient makes a client for the test servers: loopback allowed, short
+// backoff and timeouts, plus opts.
+func newClient(t testing.TB, opts ...download.Option) *download.Client {
+	t.Helper()
+	base := []download.Option{
+		download.WithPolicy(loopback),
+		download.WithBackoff(5*time.Millisecond, 50*time.Millisecond),
+		download.WithSocketTimeout(2 * time.Second),
+		download.WithMinSplit(64 << 10),
+	}
+	c, err := download.New(append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// sha256Of returns the SHA-256 of the current content at path on s, as
+// "sha256:hex".
+func sha256Of(t testing.TB, s *faultserver.Server, path string) string {
+	t.Helper()
+	v, ok := s.Version(path)
+	if !ok {
+		t.Fatalf("no resource %s", path)
+	}
+	h := sha256.New()
+	if err := faultserver.Hash(context.Background(), v.Content, v.Content.Size(), h); err != nil {
+		t.Fatal(err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+func fileSHA256(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// assertClean fails if anything but want is in dir: no part, control or
+// temporary files left behind.
+func assertClean(t testing.TB, dir string, want ...string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("directory holds %q, want %q", got, want)
+	}
+}
+
+// assertAbsent fails if path exists.
+func assertAbsent(t testing.TB, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s exists (err %v), want nothing there", filepath.Base(path), err)
+	}
+}
