@@ -99,6 +99,10 @@ type segment struct {
 	pos, end int64
 	reqEnd   int64 // end of the owner's request in flight
 	owned    bool
+	// reqFrom and reqAt are where and when the request in flight started,
+	// to estimate how long its owner still needs.
+	reqFrom int64
+	reqAt   time.Time
 }
 
 func (c *Client) run(ctx context.Context, j *job) (*Result, error) {
@@ -634,6 +638,7 @@ func (t *transfer) fill(ctx context.Context, s *stream) error {
 				seg := &segment{pos: g.Start, end: g.End, reqEnd: g.Start}
 				if first == nil {
 					first, seg.owned, seg.reqEnd = seg, true, s.end
+					seg.reqFrom, seg.reqAt = seg.pos, time.Now()
 				}
 				t.segs = append(t.segs, seg)
 			}
@@ -741,16 +746,29 @@ func (t *transfer) claim() *segment {
 		}
 	}
 	if best == nil || bestRest < 2*t.c.cfg.minSplit {
-		// Else split a request in flight (its owner then closes its
-		// connection early), so a slow connection does not hold the tail.
-		// The owner may be writing up to bufSize past pos.
+		// Else split a request in flight whose owner needs more than a
+		// second for it, so a slow connection does not hold the tail. The
+		// owner then closes its connection early, and what the server had
+		// already sent into it is lost, so this is the last resort. The
+		// owner may be writing up to bufSize past pos.
 		best, bestRest = nil, 0
+		now := time.Now()
 		for _, s := range t.segs {
-			if rest := s.end - s.pos - bufSize; s.owned && rest > bestRest {
-				best, bestRest = s, rest
+			rest := s.end - s.pos - bufSize
+			if !s.owned || rest < 4*t.c.cfg.minSplit || rest <= bestRest {
+				continue
 			}
+			el := now.Sub(s.reqAt)
+			if el < 100*time.Millisecond {
+				continue // too early to tell its rate
+			}
+			rate := float64(s.pos-s.reqFrom) / el.Seconds()
+			if rate > 0 && float64(rest)/rate < 1 {
+				continue
+			}
+			best, bestRest = s, rest
 		}
-		if best == nil || bestRest < 4*t.c.cfg.minSplit {
+		if best == nil {
 			return nil
 		}
 	}
@@ -787,13 +805,16 @@ func (t *transfer) work(ctx context.Context, seg *segment, s *stream, ranges boo
 					continue
 				}
 			}
-			n, err := t.copy(ctx, seg, s)
+			before := t.doneBytes()
+			_, err := t.copy(ctx, seg, s)
 			s.close()
 			s = nil
 			if err == nil {
 				continue
 			}
-			if attempt, err = t.retry(ctx, err, attempt, n > 0); err != nil {
+			// Progress is new bytes: a stream that starts again from zero
+			// and breaks at the same place makes none.
+			if attempt, err = t.retry(ctx, err, attempt, t.doneBytes() > before); err != nil {
 				return err
 			}
 		}
@@ -807,7 +828,11 @@ func (t *transfer) work(ctx context.Context, seg *segment, s *stream, ranges boo
 func (t *transfer) openRange(ctx context.Context, seg *segment, ranges bool) (*stream, error) {
 	t.mu.Lock()
 	u := t.url
-	from, to := seg.pos, min(seg.end, seg.pos+maxRequest)-1
+	// Requests are a fraction of the file, so that until near the end
+	// another connection can take what no request covers yet.
+	req := min(maxRequest, max(4*t.c.cfg.minSplit, t.size/int64(4*t.j.conns)))
+	from, to := seg.pos, min(seg.end, seg.pos+req)-1
+	seg.reqFrom, seg.reqAt = seg.pos, time.Now()
 	t.mu.Unlock()
 	if !ranges {
 		s, err := t.request(ctx, u, -1, -1, nil)

@@ -86,3 +86,20 @@ func assertAbsent(t testing.TB, path string) {
 		t.Errorf("%s exists (err %v), want nothing there", filepath.Base(path), err)
 	}
 }
+
+// leftovers reports whether a partial download of dest is beside it, and
+// fails if anything else is in its directory.
+func leftovers(t testing.TB, dest string) bool {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Dir(dest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Base(dest)
+	for _, e := range ents {
+		if n := e.Name(); n != "."+base+download.PartSuffix && n != "."+base+download.ControlSuffix {
+			t.Errorf("unexpected file %s beside the destination", n)
+		}
+	}
+	return len(ents) > 0
+}

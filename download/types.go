@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/directdl/directdl/internal/netguard"
 )
 
 // Request is one file to download.
@@ -113,6 +115,14 @@ var (
 	// (wrong Content-Range, a compressed body, a missing length where one
 	// is needed).
 	ErrBadResponse = errors.New("download: unusable response")
+
+	// ErrDenied: the URL policy refused an address (the URL's or a
+	// redirect target's, as resolved when connecting).
+	ErrDenied = netguard.ErrDenied
+	// ErrTooManyRedirects: the redirect limit was reached.
+	ErrTooManyRedirects = netguard.ErrTooManyRedirects
+	// ErrDowngrade: a redirect from HTTPS to HTTP, which is never followed.
+	ErrDowngrade = netguard.ErrDowngrade
 )
 
 // HTTPError is a response with a status that ends the download (after
