@@ -255,12 +255,12 @@ func (t *transfer) download(ctx context.Context) (*Result, error) {
 
 // stream is one response being read.
 type stream struct {
-	resp   *http.Response
-	cancel context.CancelCauseFunc
-	idle   *time.Timer
+	resp    *http.Response
+	cancel  context.CancelCauseFunc
+	idle    *time.Timer
 	release func()
-	url    string // redacted
-	end    int64  // the body holds the file's bytes up to here (exclusive)
+	url     string // redacted
+	end     int64  // the body holds the file's bytes up to here (exclusive)
 }
 
 func (s *stream) close() {

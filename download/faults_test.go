@@ -82,7 +82,7 @@ func TestFaults(t *testing.T) {
 		{name: "stall", faults: faultserver.Faults{StallAfter: 100 << 10, BodyFaultResponses: 2},
 			opts: []download.Option{download.WithSocketTimeout(200 * time.Millisecond)}},
 		{name: "stall-always", faults: faultserver.Faults{StallAfter: 100 << 10, NoRanges: true},
-			opts:    []download.Option{download.WithSocketTimeout(200 * time.Millisecond), download.WithRetries(1)},
+			opts:      []download.Option{download.WithSocketTimeout(200 * time.Millisecond), download.WithRetries(1)},
 			retryable: true, wantErr: func(err error) bool { return errors.Is(err, download.ErrStalled) }},
 		{name: "503-burst", faults: faultserver.Faults{FailRequests: 3, RetryAfter: time.Second}},
 		{name: "503-forever", faults: faultserver.Faults{FailRequests: 1000},
