@@ -34,9 +34,12 @@ const (
 	bufSize = 256 << 10
 	// hashChunk is how much the hash cursor reads back at a time.
 	hashChunk = 1 << 20
-	// checkpointEvery is how much a connection writes between control
-	// file updates: a kill loses at most this much per connection.
-	checkpointEvery = 1 << 20
+	// checkpointEvery is how much a connection writes before it asks for
+	// a control file update, and checkpointGap the least time between two
+	// updates: a kill loses about this much per connection, or what
+	// arrives in checkpointGap when that is more.
+	checkpointEvery = 256 << 10
+	checkpointGap   = 20 * time.Millisecond
 	// durableEvery is how often the part file is fsynced and a durable
 	// checkpoint written.
 	durableEvery = 5 * time.Second
@@ -1023,6 +1026,11 @@ func (t *transfer) checkpointer(ctx context.Context) {
 		select {
 		case <-t.wakeCkpt:
 			t.checkpoint(false)
+			select {
+			case <-time.After(checkpointGap):
+			case <-ctx.Done():
+				return
+			}
 		case <-tick.C:
 			t.checkpoint(true)
 		case <-ctx.Done():
