@@ -158,3 +158,10 @@ func statusText(code int) string {
 	}
 	return "(unknown status)"
 }
+
+// RedactURL returns the URL s with its password, a user name standing for
+// a token, and the values of secret query parameters (signatures, tokens,
+// keys: X-Amz-Signature, token, sig, ...) replaced by "xxxxx", leaving the
+// rest as it was. Everything this package reports or logs is redacted so;
+// use it for URLs a program prints itself.
+func RedactURL(s string) string { return netguard.RedactString(s) }

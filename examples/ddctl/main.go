@@ -12,6 +12,8 @@
 //
 // Usage:
 //
+//	ddctl download [flags] -o DEST URL
+//	ddctl download [flags] -batch FILE [-parallel N] -o DIR
 //	ddctl qcow2 create [-o OPTIONS] [-b BACKING -F FMT] [-u] FILE [SIZE]
 //	ddctl qcow2 info [-json] FILE
 //	ddctl qcow2 check [-json] FILE
@@ -65,8 +67,14 @@ func usageErr(format string, args ...any) error {
 	return &exitError{code: 2, msg: fmt.Sprintf(format, args...)}
 }
 
+// groups are the commands with subcommands, such as qcow2 create.
 var groups = map[string]map[string]command{
 	"qcow2": qcow2Commands,
+}
+
+// singles are the commands without subcommands, such as download.
+var singles = map[string]command{
+	"download": {downloadUsage, downloadCmd},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -77,6 +85,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return 0
+	}
+	if c, ok := singles[args[0]]; ok {
+		return finish(stderr, args[0], c, c.run(ctx, e, args[1:]))
 	}
 	cmds, ok := groups[args[0]]
 	if !ok {
@@ -95,7 +106,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ddctl: unknown command %q (run ddctl %s help)\n", args[0]+" "+args[1], args[0])
 		return 2
 	}
-	err := c.run(ctx, e, args[2:])
+	return finish(stderr, args[0]+" "+args[1], c, c.run(ctx, e, args[2:]))
+}
+
+// finish prints the error err of command c (named as typed, such as
+// "qcow2 create") and returns ddctl's exit code for it.
+func finish(stderr io.Writer, name string, c command, err error) int {
 	if err == nil {
 		return 0
 	}
@@ -103,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if errors.As(err, &x) {
 		msg := x.msg
 		if x.code == 2 {
-			usage := fmt.Sprintf("usage: ddctl %s %s %s", args[0], args[1], c.usage)
+			usage := fmt.Sprintf("usage: ddctl %s %s", name, c.usage)
 			if msg == "" {
 				msg = usage
 			} else {
@@ -122,8 +138,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ") }
 
 func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: ddctl COMMAND SUBCOMMAND [flags] [args]")
+	fmt.Fprintln(w, "usage: ddctl COMMAND [SUBCOMMAND] [flags] [args]")
 	fmt.Fprintln(w)
+	singleNames := make([]string, 0, len(singles))
+	for n := range singles {
+		singleNames = append(singleNames, n)
+	}
+	sort.Strings(singleNames)
+	for _, n := range singleNames {
+		fmt.Fprintf(w, "  ddctl %s %s\n", n, singles[n].usage)
+	}
 	names := make([]string, 0, len(groups))
 	for n := range groups {
 		names = append(names, n)

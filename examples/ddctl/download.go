@@ -1,0 +1,809 @@
+package main
+
+// ddctl download: one file, or a batch of files, through download.Client.
+//
+// Exit codes: 0 when every file was downloaded (and verified, where a
+// checksum was given); 1 when a download failed; 2 on a usage error
+// (including a bad -checksum, a bad CIDR and a malformed batch file); 4
+// when a checksum did not match (nothing is then left at the destination)
+// and, in a batch, every failure was such a mismatch.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pavlo-v-chernykh/keystore-go/v4"
+	"golang.org/x/term"
+	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/directdl/directdl/download"
+	"github.com/directdl/directdl/qcow2"
+)
+
+const downloadUsage = "[flags] -o DEST URL | [flags] -batch FILE [-parallel N] -o DIR"
+
+// downloadFlags are the flags of ddctl download.
+type downloadFlags struct {
+	dest, checksum                                string
+	connections                                   int
+	connectTimeout, socketTimeout, requestTimeout time.Duration
+	retries, maxRedirects                         int
+	minSplit                                      sizeValue
+	caFiles                                       stringList
+	truststore, storepass                         string
+	allow, deny                                   prefixList
+	onlyAllowed                                   bool
+	noResume, json, quiet                         bool
+	batch                                         string
+	parallel                                      int
+}
+
+func (f *downloadFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.dest, "o", "", "destination `DEST`: a file path, or an existing directory (the file is then named after the URL)")
+	fs.StringVar(&f.checksum, "checksum", "", "expected `checksum`: {SHA-256}HEX, sha256:HEX, bare HEX (MD5), ...")
+	fs.IntVar(&f.connections, "connections", download.DefaultConnections, "`N` parallel connections per file, 1 to 64")
+	fs.DurationVar(&f.connectTimeout, "connect-timeout", download.DefaultConnectTimeout, "bound on each connection's dial and TLS handshake")
+	fs.DurationVar(&f.socketTimeout, "socket-timeout", download.DefaultSocketTimeout, "how long a response may send nothing before it is retried")
+	fs.DurationVar(&f.requestTimeout, "request-timeout", download.DefaultConnectionRequestTimeout, "how long to wait for a free connection to the host")
+	fs.IntVar(&f.retries, "retries", download.DefaultRetries, "`N` retries of a failed request (0: none)")
+	fs.IntVar(&f.maxRedirects, "max-redirects", download.DefaultMaxRedirects, "`N` redirects to follow at most (0: none)")
+	fs.Var(&f.minSplit, "min-split", "smallest range split off for another connection, a `SIZE` such as 4M (default 1M)")
+	fs.Var(&f.caFiles, "ca-file", "`PEM` file of CA certificates to trust besides the system's (repeatable)")
+	fs.StringVar(&f.truststore, "truststore", "", "JKS or PKCS12 trust store `FILE` of CA certificates to trust besides the system's")
+	fs.StringVar(&f.storepass, "storepass", "", "`password` of -truststore")
+	fs.Var(&f.allow, "allow-cidr", "`CIDR` (or IP) to allow even if special, such as 127.0.0.0/8 (repeatable, or comma-separated)")
+	fs.Var(&f.deny, "deny-cidr", "`CIDR` (or IP) to refuse, whatever -allow-cidr says (repeatable, or comma-separated)")
+	fs.BoolVar(&f.onlyAllowed, "only-allowed", false, "refuse every address outside the -allow-cidr prefixes")
+	fs.BoolVar(&f.noResume, "no-resume", false, "start from zero instead of resuming an interrupted download")
+	fs.BoolVar(&f.json, "json", false, "print the result as JSON on stdout")
+	fs.BoolVar(&f.quiet, "quiet", false, "print no progress and no summary, only errors")
+	fs.StringVar(&f.batch, "batch", "", "`FILE` of \"URL [CHECKSUM]\" lines, downloaded into the directory -o")
+	fs.IntVar(&f.parallel, "parallel", 2, "with -batch, `N` files downloaded at once")
+}
+
+// downloadCmd is ddctl download.
+func downloadCmd(ctx context.Context, e env, args []string) error {
+	fs := newFlags("download")
+	var f downloadFlags
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(e.stderr, "usage: ddctl download %s\n\nflags:\n", downloadUsage)
+			fs.SetOutput(e.stderr)
+			fs.PrintDefaults()
+			return &exitError{code: 0}
+		}
+		return usageErr("%v", err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+
+	// Everything that is a usage error is found before anything is read
+	// or fetched.
+	if f.dest == "" {
+		return usageErr("-o DEST required")
+	}
+	if set["truststore"] != set["storepass"] {
+		return usageErr("-truststore and -storepass go together: give the trust store's password (keytool's default is changeit)")
+	}
+	if f.onlyAllowed && len(f.allow) == 0 {
+		return usageErr("-only-allowed needs at least one -allow-cidr")
+	}
+	var single *singleDownload
+	var items []batchItem
+	if f.batch == "" {
+		if set["parallel"] {
+			return usageErr("-parallel needs -batch")
+		}
+		if fs.NArg() != 1 {
+			return usageErr("want exactly one URL after the flags, got %d arguments", fs.NArg())
+		}
+		s, err := prepareSingle(f, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		single = s
+	} else {
+		if fs.NArg() != 0 {
+			return usageErr("-batch takes its URLs from FILE: no URL arguments (got %q)", fs.Arg(0))
+		}
+		if f.checksum != "" {
+			return usageErr("-checksum cannot go with -batch: put each checksum after its URL in FILE")
+		}
+		if f.parallel < 1 {
+			return usageErr("-parallel %d: want at least 1", f.parallel)
+		}
+		var err error
+		if items, err = readBatch(f.batch, f.dest); err != nil {
+			return err
+		}
+	}
+
+	pool, err := trustPool(f.caFiles, f.truststore, f.storepass)
+	if err != nil {
+		return err
+	}
+	var bar *progressBar
+	if !f.quiet && isTerminal(e.stderr) {
+		bar = newProgressBar(e.stderr)
+	}
+	c, err := newDownloadClient(f, pool, bar)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	defer c.CloseIdleConnections()
+
+	if single != nil {
+		return runSingle(ctx, e, c, f, bar, single)
+	}
+	return runBatch(ctx, e, c, f, bar, items)
+}
+
+// newDownloadClient turns the flags into a download.Client. Its errors are
+// bad flag values.
+func newDownloadClient(f downloadFlags, pool *x509.CertPool, bar *progressBar) (*download.Client, error) {
+	opts := []download.Option{
+		download.WithConnections(f.connections),
+		download.WithConnectTimeout(f.connectTimeout),
+		download.WithSocketTimeout(f.socketTimeout),
+		download.WithConnectionRequestTimeout(f.requestTimeout),
+		download.WithRetries(f.retries),
+		download.WithMaxRedirects(f.maxRedirects),
+		download.WithResume(!f.noResume),
+		download.WithPolicy(download.Policy{Allow: f.allow, Deny: f.deny, OnlyAllowed: f.onlyAllowed}),
+	}
+	if f.minSplit.set {
+		opts = append(opts, download.WithMinSplit(f.minSplit.n))
+	}
+	if pool != nil {
+		opts = append(opts, download.WithRootCAs(pool))
+	}
+	if bar != nil {
+		opts = append(opts, download.WithProgress(bar.update, 200*time.Millisecond))
+	}
+	return download.New(opts...)
+}
+
+// singleDownload is the one file of ddctl download without -batch.
+type singleDownload struct {
+	url  string
+	path string
+	sum  download.Checksum
+}
+
+// prepareSingle checks the checksum, the URL and the destination of a
+// single download; its errors are usage errors.
+func prepareSingle(f downloadFlags, rawURL string) (*singleDownload, error) {
+	sum, err := download.ParseChecksum(f.checksum)
+	if err != nil {
+		return nil, usageErr("-checksum: %v", err)
+	}
+	u, err := parseURL(rawURL)
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	path := f.dest
+	if fi, err := os.Stat(f.dest); err == nil && fi.IsDir() {
+		name, err := fileNameFromURL(u)
+		if err != nil {
+			return nil, usageErr("%v; give -o a file path", err)
+		}
+		path = filepath.Join(f.dest, name)
+	} else if strings.HasSuffix(f.dest, "/") || strings.HasSuffix(f.dest, string(filepath.Separator)) {
+		return nil, usageErr("-o %s: no such directory; create it first, or give a file path", f.dest)
+	}
+	return &singleDownload{url: rawURL, path: path, sum: sum}, nil
+}
+
+func runSingle(ctx context.Context, e env, c *download.Client, f downloadFlags, bar *progressBar, s *singleDownload) error {
+	res, err := c.Get(ctx, download.Request{URL: s.url, Path: s.path, Sum: s.sum})
+	bar.finish()
+	if err != nil {
+		return downloadError(ctx, f, err)
+	}
+	if f.json {
+		return writeJSON(e, resultJSON(res))
+	}
+	if !f.quiet {
+		fmt.Fprintln(e.stderr, summary(res))
+	}
+	return nil
+}
+
+// downloadError gives a failed download's error its exit code: 4 for a
+// checksum mismatch, 1 for anything else.
+func downloadError(ctx context.Context, f downloadFlags, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		hint := "run the same command again to resume"
+		if f.noResume {
+			hint = "nothing was kept, as -no-resume asked"
+		}
+		return fmt.Errorf("interrupted: %v (%s)", err, hint)
+	case errors.Is(err, download.ErrChecksumMismatch):
+		return &exitError{code: 4, msg: err.Error()}
+	}
+	return errors.New(withHint(err))
+}
+
+// withHint is err's message with the ddctl flag that addresses it, for the
+// failures whose fix is a flag.
+func withHint(err error) string {
+	msg := oneLine(err.Error())
+	var unknownCA x509.UnknownAuthorityError
+	switch {
+	case errors.Is(err, download.ErrDenied):
+		msg += " (ddctl: see -allow-cidr, -deny-cidr)"
+	case errors.Is(err, download.ErrTooManyRedirects):
+		msg += " (ddctl: see -max-redirects)"
+	case errors.As(err, &unknownCA):
+		msg += " (ddctl: trust its CA with -ca-file or -truststore)"
+	}
+	return msg
+}
+
+// downloadResult is the -json result of one download. Its keys are part of
+// ddctl's contract.
+type downloadResult struct {
+	Path             string   `json:"path"`
+	Size             int64    `json:"size"`
+	Digest           string   `json:"digest"`
+	Verified         bool     `json:"verified"`
+	BytesTransferred int64    `json:"bytes_transferred"`
+	ResumedFrom      int64    `json:"resumed_from"`
+	Connections      int      `json:"connections"`
+	Redirects        []string `json:"redirects"`
+	DurationMS       int64    `json:"duration_ms"`
+}
+
+// batchResult is one element of the -batch -json list: the result of one
+// download, with its URL and, when it failed, the error (and zero or null
+// result fields).
+type batchResult struct {
+	URL string `json:"url"`
+	downloadResult
+	Error *string `json:"error"`
+}
+
+func resultJSON(r *download.Result) downloadResult {
+	redirects := r.Redirects
+	if redirects == nil {
+		redirects = []string{} // a list in JSON, never null, on success
+	}
+	return downloadResult{
+		Path:             r.Path,
+		Size:             r.Size,
+		Digest:           r.Digest,
+		Verified:         r.Verified,
+		BytesTransferred: r.BytesTransferred,
+		ResumedFrom:      r.ResumedFrom,
+		Connections:      r.Connections,
+		Redirects:        redirects,
+		DurationMS:       r.Duration.Milliseconds(),
+	}
+}
+
+// summary is the human line about a finished download.
+func summary(r *download.Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s in %s", r.Path, humanBytes(r.Size), r.Duration.Round(time.Millisecond))
+	if secs := r.Duration.Seconds(); secs > 0 && r.BytesTransferred > 0 {
+		fmt.Fprintf(&b, " (%s/s", humanBytes(int64(float64(r.BytesTransferred)/secs)))
+		if r.Connections == 1 {
+			b.WriteString(", 1 connection)")
+		} else {
+			fmt.Fprintf(&b, ", %d connections)", r.Connections)
+		}
+	}
+	if r.ResumedFrom > 0 {
+		fmt.Fprintf(&b, ", resumed from %s", humanBytes(r.ResumedFrom))
+	}
+	if n := len(r.Redirects) - 1; n == 1 {
+		b.WriteString(", after 1 redirect")
+	} else if n > 1 {
+		fmt.Fprintf(&b, ", after %d redirects", n)
+	}
+	if r.Verified {
+		fmt.Fprintf(&b, "; %s verified", r.Digest)
+	} else {
+		fmt.Fprintf(&b, "; %s (not verified: no checksum given)", r.Digest)
+	}
+	return b.String()
+}
+
+// parseURL checks that raw is an http or https URL with a host.
+func parseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("URL %s: %v", download.RedactURL(raw), download.RedactURL(errors.Unwrap(err).Error()))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("URL %s: scheme %q is not http or https", download.RedactURL(u.String()), u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("URL %s has no host", download.RedactURL(u.String()))
+	}
+	return u, nil
+}
+
+// fileNameFromURL is the last segment of u's path, unescaped: the name of
+// the file when -o is a directory.
+func fileNameFromURL(u *url.URL) (string, error) {
+	p := u.EscapedPath()
+	name, err := url.PathUnescape(p[strings.LastIndex(p, "/")+1:])
+	if err != nil || name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\\x00") {
+		return "", fmt.Errorf("cannot name a file from URL %s: its path does not end in a usable file name", download.RedactURL(u.String()))
+	}
+	return name, nil
+}
+
+// batchItem is one line of a -batch file.
+type batchItem struct {
+	url  string
+	path string
+	sum  download.Checksum
+}
+
+// readBatch reads a -batch file: one "URL [CHECKSUM]" a line, with blank
+// lines and lines starting with # ignored. Each file goes into dir, named
+// after its URL. A file that cannot be read fails the command (exit 1); a
+// malformed one is a usage error, reported with its line number.
+func readBatch(name, dir string) ([]batchItem, error) {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return nil, usageErr("-o %s: with -batch, -o must be an existing directory", dir)
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("batch file: %w", err)
+	}
+	var items []batchItem
+	lineOf := map[string]int{} // destination -> line
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		if len(fields) > 2 {
+			return nil, usageErr("%s:%d: want URL [CHECKSUM], got %d fields", name, n, len(fields))
+		}
+		u, err := parseURL(fields[0])
+		if err != nil {
+			return nil, usageErr("%s:%d: %v", name, n, err)
+		}
+		it := batchItem{url: fields[0]}
+		if len(fields) == 2 {
+			if it.sum, err = download.ParseChecksum(fields[1]); err != nil {
+				return nil, usageErr("%s:%d: %v", name, n, err)
+			}
+		}
+		base, err := fileNameFromURL(u)
+		if err != nil {
+			return nil, usageErr("%s:%d: %v", name, n, err)
+		}
+		it.path = filepath.Join(dir, base)
+		if prev, ok := lineOf[it.path]; ok {
+			return nil, usageErr("%s:%d: file name %q is also that of line %d; download one of them separately with -o FILE", name, n, base, prev)
+		}
+		lineOf[it.path] = n
+		items = append(items, it)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("batch file %s: %w", name, err)
+	}
+	if len(items) == 0 {
+		return nil, usageErr("batch file %s lists no URL", name)
+	}
+	return items, nil
+}
+
+func runBatch(ctx context.Context, e env, c *download.Client, f downloadFlags, bar *progressBar, items []batchItem) error {
+	reqs := make([]download.Request, len(items))
+	for i, it := range items {
+		reqs[i] = download.Request{URL: it.url, Path: it.path, Sum: it.sum}
+	}
+	bar.expect(len(reqs))
+	outs := c.Batch(ctx, reqs, f.parallel)
+	bar.finish()
+
+	results := make([]batchResult, len(outs))
+	failed, mismatched := 0, 0
+	for i, o := range outs {
+		results[i].URL = download.RedactURL(items[i].url)
+		if o.Err != nil {
+			failed++
+			if errors.Is(o.Err, download.ErrChecksumMismatch) {
+				mismatched++
+			}
+			msg := oneLine(o.Err.Error())
+			results[i].Error = &msg
+			if !f.json {
+				fmt.Fprintf(e.stderr, "failed: %s: %s\n", results[i].URL, withHint(o.Err))
+			}
+			continue
+		}
+		results[i].downloadResult = resultJSON(o.Result)
+		if !f.json && !f.quiet {
+			fmt.Fprintln(e.stderr, summary(o.Result))
+		}
+	}
+	if f.json {
+		if err := writeJSON(e, results); err != nil {
+			return err
+		}
+	}
+	switch {
+	case failed == 0:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("interrupted: %d of %d downloads did not finish", failed, len(outs))
+	case mismatched == failed:
+		return &exitError{code: 4, msg: fmt.Sprintf("%d of %d downloads failed: checksum mismatch", failed, len(outs))}
+	}
+	msg := fmt.Sprintf("%d of %d downloads failed", failed, len(outs))
+	if mismatched > 0 {
+		msg += fmt.Sprintf(", %d by checksum mismatch", mismatched)
+	}
+	return errors.New(msg)
+}
+
+// trustPool loads the -ca-file PEM files and the -truststore into one
+// pool, trusted besides the system roots; nil when neither is given.
+func trustPool(caFiles []string, store, pass string) (*x509.CertPool, error) {
+	if len(caFiles) == 0 && store == "" {
+		return nil, nil
+	}
+	pool := x509.NewCertPool()
+	for _, name := range caFiles {
+		certs, err := readPEMCerts(name)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+	}
+	if store != "" {
+		certs, err := readTruststore(store, pass)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+	}
+	return pool, nil
+}
+
+// readPEMCerts reads every CERTIFICATE block of a PEM file; other blocks
+// are skipped.
+func readPEMCerts(name string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("-ca-file: %w", err)
+	}
+	var certs []*x509.Certificate
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("-ca-file %s: certificate %d: %w", name, len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("-ca-file %s holds no PEM CERTIFICATE block; give CA certificates as PEM (-----BEGIN CERTIFICATE-----), or a JKS or PKCS12 store with -truststore", name)
+	}
+	return certs, nil
+}
+
+// Magic numbers at the start of Java key stores.
+const (
+	jksMagic   = 0xFEEDFEED
+	jceksMagic = 0xCECECECE
+)
+
+// readTruststore reads the certificates of a JKS or PKCS12 store, told
+// apart by their first bytes: the trusted certificate entries, and the
+// chains of private key entries.
+func readTruststore(name, pass string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("-truststore: %w", err)
+	}
+	var certs []*x509.Certificate
+	switch {
+	case len(data) >= 4 && binary.BigEndian.Uint32(data) == jksMagic:
+		certs, err = readJKS(data, pass)
+	case len(data) >= 4 && binary.BigEndian.Uint32(data) == jceksMagic:
+		err = errors.New("is a JCEKS store, which is not supported; convert it with keytool -importkeystore -deststoretype PKCS12")
+	case len(data) > 0 && data[0] == 0x30: // a DER SEQUENCE
+		certs, err = readPKCS12(data, pass)
+	case bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN")):
+		err = errors.New("is PEM, not a JKS or PKCS12 store; give it with -ca-file")
+	default:
+		err = errors.New("is not a JKS or PKCS12 store")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("-truststore %s %w", name, err)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("-truststore %s holds no certificate", name)
+	}
+	return certs, nil
+}
+
+// errStorepass is the error for a store whose integrity check failed with
+// the given password.
+var errStorepass = errors.New("could not be opened with this -storepass: the password is wrong or the file is damaged")
+
+func readJKS(data []byte, pass string) ([]*x509.Certificate, error) {
+	ks := keystore.New(keystore.WithOrderedAliases())
+	if err := ks.Load(bytes.NewReader(data), []byte(pass)); err != nil {
+		// keystore-go reports a failed integrity check only by this text.
+		if strings.Contains(err.Error(), "invalid digest") {
+			return nil, errStorepass
+		}
+		return nil, fmt.Errorf("is not a readable JKS store: %w", err)
+	}
+	var certs []*x509.Certificate
+	for _, alias := range ks.Aliases() {
+		var entries []keystore.Certificate
+		switch {
+		case ks.IsTrustedCertificateEntry(alias):
+			e, err := ks.GetTrustedCertificateEntry(alias)
+			if err != nil {
+				return nil, fmt.Errorf("has an unreadable entry %q: %w", alias, err)
+			}
+			entries = []keystore.Certificate{e.Certificate}
+		case ks.IsPrivateKeyEntry(alias):
+			chain, err := ks.GetPrivateKeyEntryCertificateChain(alias)
+			if err != nil {
+				return nil, fmt.Errorf("has an unreadable entry %q: %w", alias, err)
+			}
+			entries = chain
+		}
+		for _, e := range entries {
+			if e.Type != "X.509" {
+				continue
+			}
+			c, err := x509.ParseCertificate(e.Content)
+			if err != nil {
+				return nil, fmt.Errorf("has an unreadable entry %q: %w", alias, err)
+			}
+			certs = append(certs, c)
+		}
+	}
+	return certs, nil
+}
+
+func readPKCS12(data []byte, pass string) ([]*x509.Certificate, error) {
+	certs, err := pkcs12.DecodeTrustStore(data, pass)
+	if errors.Is(err, pkcs12.ErrIncorrectPassword) {
+		return nil, errStorepass
+	}
+	if err == nil {
+		return certs, nil
+	}
+	// Not a trust store of certificates only: a key store, whose one
+	// private key comes with its certificate chain.
+	if _, leaf, chain, err2 := pkcs12.DecodeChain(data, pass); err2 == nil {
+		return append([]*x509.Certificate{leaf}, chain...), nil
+	}
+	return nil, fmt.Errorf("is not a readable PKCS12 store: %w", err)
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
+// prefixList is a repeatable flag of CIDR prefixes; each value may also
+// list several, separated by commas. A bare IP address stands for itself.
+type prefixList []netip.Prefix
+
+func (l *prefixList) String() string {
+	s := make([]string, len(*l))
+	for i, p := range *l {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *prefixList) Set(v string) error {
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		p, err := parsePrefix(f)
+		if err != nil {
+			return err
+		}
+		*l = append(*l, p)
+	}
+	return nil
+}
+
+// parsePrefix parses a CIDR prefix such as 10.0.0.0/8, or an IP address
+// as the prefix of that one address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	if !strings.Contains(s, "/") {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or a CIDR prefix such as 10.0.0.0/8 or fd00::/8", s)
+		}
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not a CIDR prefix such as 10.0.0.0/8 or fd00::/8", s)
+	}
+	if m := p.Masked(); m != p {
+		return netip.Prefix{}, fmt.Errorf("%s has host bits set; did you mean %s or %s?", p, m, netip.PrefixFrom(p.Addr(), p.Addr().BitLen()))
+	}
+	return p, nil
+}
+
+// sizeValue is a flag of a size in bytes, with qemu-img's suffixes (4M).
+type sizeValue struct {
+	n   int64
+	set bool
+}
+
+func (v *sizeValue) String() string {
+	if v == nil || !v.set {
+		return ""
+	}
+	return fmt.Sprint(v.n)
+}
+
+func (v *sizeValue) Set(s string) error {
+	n, err := qcow2.ParseSize(s)
+	if err != nil {
+		return err
+	}
+	v.n, v.set = n, true
+	return nil
+}
+
+// isTerminal reports whether w is a terminal, where a progress bar may be
+// drawn.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progressBar draws one status line for the downloads of a command,
+// redrawn in place. It is only used on a terminal. A nil *progressBar
+// draws nothing.
+type progressBar struct {
+	mu     sync.Mutex
+	w      io.Writer
+	files  map[string]download.Progress // the latest event of each download, by destination
+	count  int                          // the number of downloads, when more than one
+	drawn  bool
+	closed bool
+}
+
+func newProgressBar(w io.Writer) *progressBar {
+	return &progressBar{w: w, files: map[string]download.Progress{}}
+}
+
+// expect says how many downloads the bar covers.
+func (b *progressBar) expect(n int) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	b.count = n
+	b.mu.Unlock()
+}
+
+// update is the download.WithProgress sink.
+func (b *progressBar) update(p download.Progress) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.files[p.Path] = p
+	fmt.Fprintf(b.w, "\r%s\x1b[K", b.line())
+	b.drawn = true
+}
+
+// finish clears the bar, so that what follows starts on a clean line, and
+// ignores later events.
+func (b *progressBar) finish() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.drawn {
+		fmt.Fprint(b.w, "\r\x1b[K")
+	}
+	b.closed = true
+}
+
+// line renders the status of all downloads together.
+func (b *progressBar) line() string {
+	var done, total int64
+	var rate float64
+	conns, finished := 0, 0
+	known := true
+	for _, p := range b.files {
+		done += p.Done
+		if p.Total < 0 {
+			known = false
+		} else {
+			total += p.Total
+		}
+		if p.Final {
+			finished++
+		} else {
+			rate += p.Rate
+			conns += p.Connections
+		}
+	}
+	var s strings.Builder
+	if b.count > 1 {
+		fmt.Fprintf(&s, "%d/%d files ", finished, b.count)
+	}
+	const width = 24
+	if known && total > 0 {
+		filled := int(float64(width) * float64(done) / float64(total))
+		filled = min(max(filled, 0), width)
+		fmt.Fprintf(&s, "[%s%s] %3d%% %s/%s", strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
+			int(100*done/total), humanBytes(done), humanBytes(total))
+	} else {
+		s.WriteString(humanBytes(done))
+	}
+	fmt.Fprintf(&s, " %s/s", humanBytes(int64(rate)))
+	if known && rate > 0 && total > done {
+		eta := time.Duration(float64(total-done) / rate * float64(time.Second))
+		fmt.Fprintf(&s, " ETA %s", eta.Round(time.Second))
+	}
+	if conns > 0 {
+		fmt.Fprintf(&s, " %d conn", conns)
+	}
+	return s.String()
+}
+
+// humanBytes formats n bytes with binary units: 512 B, 1.5 KiB, 8.0 MiB.
+func humanBytes(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v := float64(n)
+	for _, u := range []string{"KiB", "MiB", "GiB", "TiB", "PiB"} {
+		v /= 1024
+		if v < 1024 {
+			return fmt.Sprintf("%.1f %s", v, u)
+		}
+	}
+	return fmt.Sprintf("%.1f EiB", v/1024)
+}
