@@ -1,11 +1,84 @@
 // Package download gets VM disk images from HTTP(S) sources onto local
-// storage, verified.
+// storage: in parallel, verified while they arrive, resumable across
+// process restarts, and never visible at the destination unless complete
+// and correct.
 //
-// # Status
+// # Use
 //
-// This package is being built in steps. It provides today the checksum
-// value type that the engine verifies against; the parallel, resumable
-// engine (Client, Get, Request, Result) follows.
+// Make one [Client] with [New] and share it; it is safe for concurrent use.
+// [Client.Get] downloads one [Request]; [Client.Batch] many, a few at a
+// time:
+//
+//	c, err := download.New()
+//	res, err := c.Get(ctx, download.Request{
+//		URL:      "https://mirror.example/templates/debian-12.qcow2",
+//		Path:     "/var/lib/libvirt/images/7f3c.qcow2",
+//		Checksum: "{SHA-256}2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
+//	})
+//
+// With no options a Client uses 8 connections per download and at most 16
+// per host, CloudStack's three timeouts of 5 seconds, 5 retries, the system
+// roots, and a URL policy that refuses loopback, link-local and cloud
+// metadata addresses. Each Option documents its default.
+//
+// # How a download runs
+//
+// The first request asks for the first bytes of the file with a Range
+// header. Its 206 response gives the size and the validators (ETag,
+// Last-Modified); the file is then split among the connections, each of
+// which asks for bounded ranges with If-Range. A connection that runs out
+// of work takes half of what another has not requested yet, or, when that
+// one is slow, half of its request in flight, so a slow connection does not
+// hold the tail. Every 206 must carry the Content-Range asked for, of the
+// same total size and entity; a 200 to a range request is never appended:
+// it means the file changed (the download starts again from zero) or that
+// the server does not really serve ranges (the download goes on in one
+// stream, keeping what it has). A server without ranges gets one stream.
+// Compressed responses are refused; none is asked for.
+//
+// Data goes to ".NAME.ddpart" beside the destination, preallocated after a
+// free-space check. A hash cursor follows the contiguous prefix of written
+// bytes, reading them back from the page cache, so the digest is ready
+// moments after the last byte and the file is never read twice. The
+// checksum is verified, the file synced, renamed over the destination and
+// the directory synced. On a mismatch the data is removed and a
+// [*ChecksumError] returned, which says not to retry the same source on
+// another host.
+//
+// # Resume
+//
+// ".NAME.ddctl" records the ranges written, the validators and the hash
+// state at the cursor. It is rewritten after every 256 KiB a connection
+// writes (at most every 20 ms), and every 5 seconds after an fsync of the
+// data, as a durable copy that a restart after a reboot trusts instead. A
+// later Get to the same destination (in this process or another; a lock
+// keeps two at once apart) asks only for the missing ranges, with If-Range,
+// and does not hash the prefix again. A changed remote file starts the
+// download from zero. A process killed at any instant leaves either no file
+// at the destination or the complete, verified one. [RemovePartial] clears
+// what an abandoned download left.
+//
+// # Failures
+//
+// Network errors, truncated bodies, stalls (no byte for the socket timeout),
+// 408, 429 and 5xx are retried per request with jittered exponential
+// backoff, honouring Retry-After; a request that brought new bytes starts
+// its count afresh. 403, 404 and other 4xx, policy refusals, TLS failures,
+// size and checksum mismatches are not retried. Errors match
+// [ErrChecksumMismatch], [ErrSizeMismatch], [ErrRemoteChanged], [ErrBusy],
+// [ErrStalled], [ErrNoConnection], [ErrRequest], [ErrBadResponse],
+// [ErrDenied], [ErrTooManyRedirects] and [ErrDowngrade], or are an
+// [*HTTPError], a [*SpaceError] or a [*ChecksumError]. URLs in errors, logs
+// and results have passwords and signatures redacted ([RedactURL]).
+//
+// # Trust and policy
+//
+// TLS verification and host name checks are always on. Trust is the system
+// roots plus [WithRootCAs], or a [TrustSource] consulted for every new
+// connection, so a certificate added to a trust store works for the next
+// download without a new Client. The [Policy] is checked when connecting,
+// on the resolved address of every connection and every redirect hop; a
+// redirect from HTTPS to HTTP is refused.
 //
 // # Checksums
 //
@@ -14,12 +87,7 @@
 // SHA-384 and SHA-512, names and hex in any case), go-digest's and
 // go-getter's "sha256:HEX", bare hex (MD5, as CloudStack decides, or by
 // length with [InferByLength]) and go-getter's ?checksum= URL parameter
-// ([ChecksumFromURL]). A bad string gives a [*ChecksumFormatError] that
-// says what is wrong and how to write it.
-//
-// A [Checksum] is a comparable value. It makes the hash to feed
-// ([Checksum.NewHash]; the standard library's hashes can be serialized
-// mid-stream, which resuming downloads relies on) and checks the result
-// ([Checksum.Verify]), returning a [*ChecksumError] whose message tells the
-// caller not to retry the same source elsewhere.
+// ([ChecksumFromURL]), which Get also reads from a Request's URL. A bad
+// string gives a [*ChecksumFormatError] that says what is wrong and how to
+// write it. Without a checksum the file's SHA-256 is computed and reported.
 package download
