@@ -38,6 +38,7 @@ type Client struct {
 // destination.
 type call struct {
 	url     string
+	sum     Checksum
 	done    chan struct{}
 	res     *Result
 	err     error
@@ -194,9 +195,9 @@ func (c *Client) hostSem(hostport string) *semaphore.Weighted {
 // permanent, what was fetched stays beside it for the next Get to resume.
 //
 // A second Get for the same URL and path while the first runs waits for
-// the first and gets its result; one for the same path with another URL
-// fails with ErrBusy. Get returns when ctx is done; the shared download
-// stops once every caller has gone.
+// the first and gets its result; one for the same path with another URL or
+// another checksum fails with ErrBusy. Get returns when ctx is done; the shared
+// download stops once every caller has gone.
 func (c *Client) Get(ctx context.Context, req Request) (*Result, error) {
 	start := time.Now()
 	j, err := c.newJob(req)
@@ -209,9 +210,13 @@ func (c *Client) Get(ctx context.Context, req Request) (*Result, error) {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s is being downloaded from %s", ErrBusy, j.path, netguard.RedactString(cl.url))
 	}
+	if ok && cl.sum != j.sum {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s is being downloaded with checksum %s, not %s", ErrBusy, j.path, cl.sum, j.sum)
+	}
 	if !ok {
 		dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		cl = &call{url: j.rawURL, done: make(chan struct{}), cancel: cancel}
+		cl = &call{url: j.rawURL, sum: j.sum, done: make(chan struct{}), cancel: cancel}
 		c.inflight[j.path] = cl
 		go func() {
 			res, err := c.run(dctx, j)

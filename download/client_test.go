@@ -2,6 +2,7 @@ package download_test
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -478,5 +479,48 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if _, err := download.New(); err != nil {
 		t.Errorf("New() = %v", err)
+	}
+}
+
+// TestHostCap: a download never holds more connections to a host than the
+// per-host cap, the first connection included.
+func TestHostCap(t *testing.T) {
+	t.Parallel()
+	s := faultserver.StartTest(t, faultserver.WithResource(faultserver.PatternResource("/a", 1, 6<<20)),
+		faultserver.WithFaults(faultserver.Faults{Rate: 8 << 20}))
+	cl := newClient(t, download.WithConnections(8), download.WithHostConnections(2))
+	res, err := cl.Get(context.Background(), download.Request{URL: s.URL("/a"), Path: filepath.Join(t.TempDir(), "a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := s.Stats().PeakRequests; p > 2 || res.Connections != 2 {
+		t.Errorf("server saw %d requests at once, result says %d connections; want 2, the cap", p, res.Connections)
+	}
+}
+
+// TestResumeOtherAlgorithm: resuming with a checksum of another algorithm
+// keeps the bytes and hashes them again.
+func TestResumeOtherAlgorithm(t *testing.T) {
+	t.Parallel()
+	const size = 8 << 20
+	s := faultserver.StartTest(t, faultserver.WithResource(faultserver.PatternResource("/r", 9, size)),
+		faultserver.WithFaults(faultserver.Faults{Rate: 8 << 20}))
+	v, _ := s.Version("/r")
+	h := md5.New()
+	if err := faultserver.Hash(context.Background(), v.Content, size, h); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "r")
+	cl := newClient(t, download.WithConnections(4))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	cl.Get(ctx, download.Request{URL: s.URL("/r"), Path: dest, Checksum: sha256Of(t, s, "/r")})
+	s.SetFaults(faultserver.Faults{})
+	res, err := cl.Get(context.Background(), download.Request{URL: s.URL("/r"), Path: dest, Checksum: hex.EncodeToString(h.Sum(nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verified || res.ResumedFrom == 0 || !strings.HasPrefix(res.Digest, "md5:") {
+		t.Errorf("verified %v, resumed from %d, digest %s: want an MD5-verified resume", res.Verified, res.ResumedFrom, res.Digest)
 	}
 }

@@ -132,11 +132,12 @@ func (c *Client) run(ctx context.Context, j *job) (*Result, error) {
 	} else if t.size >= 0 {
 		t.checkpoint(true)
 	}
-	t.log.Warn("download failed", slog.String("error", netguard.RedactText(err.Error())))
+	err = netguard.RedactError(err)
+	t.log.Warn("download failed", slog.String("error", err.Error()))
 	if t.c.cfg.progress != nil {
 		t.c.cfg.progress(Progress{URL: j.safeURL, Path: j.path, Done: t.doneBytes(), Total: t.size, Final: true, Err: err})
 	}
-	return nil, netguard.RedactError(err)
+	return nil, err
 }
 
 // open locks the part file and loads what an earlier download left.
@@ -159,9 +160,6 @@ func (t *transfer) open() error {
 		return t.reset()
 	}
 	ctl, err := readControl(t.ctlPath)
-	if err == nil && ctl != nil && ctl.Algorithm != t.algorithm().Algorithm() {
-		err = fmt.Errorf("control file is for %s, this download verifies %s", ctl.Algorithm, t.algorithm().Algorithm())
-	}
 	if err == nil && ctl != nil {
 		if fi, serr := f.Stat(); serr != nil || fi.Size() != ctl.Size {
 			err = errors.New("part file does not have the recorded size")
@@ -176,6 +174,12 @@ func (t *transfer) open() error {
 	st := ctl.Latest
 	if ctl.BootID == "" || ctl.BootID != t.boot {
 		st = ctl.Durable // the page cache may have been lost since
+	}
+	if ctl.Algorithm != t.algorithm().Algorithm() {
+		// Another checksum this time: the bytes are good, the hash state
+		// is not; hash them again.
+		st.Hashed, st.HashState = 0, nil
+		ctl.Durable.Hashed, ctl.Durable.HashState = 0, nil
 	}
 	if err := unmarshalHash(t.hash, st.HashState); err != nil {
 		return t.reset()
@@ -667,7 +671,14 @@ func (t *transfer) fill(ctx context.Context, s *stream) error {
 
 	if s != nil {
 		g, gctx := errgroup.WithContext(ctx)
-		g.Go(func() error { return t.work(gctx, first, s, ranges) })
+		// The first connection keeps its slot for as long as it works,
+		// not only for its first response.
+		release := s.release
+		s.release = nil
+		g.Go(func() error {
+			defer release()
+			return t.work(gctx, first, s, ranges)
+		})
 		if ranges {
 			for i := 1; i < t.j.conns; i++ {
 				g.Go(func() error { return t.extra(gctx) })
