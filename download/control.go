@@ -137,6 +137,9 @@ func parseControl(b []byte) (*control, error) {
 		if err := unmarshalHash(h, s.HashState); err != nil {
 			return nil, fmt.Errorf("control file: hash state: %w", err)
 		}
+		if n, ok := stateLength(s.HashState); !ok || n != s.Hashed {
+			return nil, fmt.Errorf("control file: the hash state has not consumed the %d bytes recorded as hashed", s.Hashed)
+		}
 	}
 	return &c, nil
 }

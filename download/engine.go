@@ -1180,8 +1180,8 @@ func parseContentRange(v string) (contentRange, error) {
 	}
 	cr := contentRange{start: -1, end: -1, total: -1}
 	if tot != "*" {
-		n, err := strconv.ParseInt(tot, 10, 64)
-		if err != nil || n < 0 || tot[0] == '+' {
+		n, err := parseDigits(tot)
+		if err != nil {
 			return contentRange{}, bad
 		}
 		cr.total = n
@@ -1196,11 +1196,25 @@ func parseContentRange(v string) (contentRange, error) {
 	if !ok {
 		return contentRange{}, bad
 	}
-	s, err1 := strconv.ParseInt(a, 10, 64)
-	e, err2 := strconv.ParseInt(b, 10, 64)
-	if err1 != nil || err2 != nil || s < 0 || e < s || a[0] == '+' || b[0] == '+' || (cr.total >= 0 && e >= cr.total) {
+	s, err1 := parseDigits(a)
+	e, err2 := parseDigits(b)
+	if err1 != nil || err2 != nil || e < s || (cr.total >= 0 && e >= cr.total) {
 		return contentRange{}, bad
 	}
 	cr.start, cr.end = s, e
 	return cr, nil
+}
+
+// parseDigits parses a non-negative decimal number of digits only (RFC
+// 9110's 1*DIGIT: no sign, no space).
+func parseDigits(v string) (int64, error) {
+	if v == "" {
+		return 0, strconv.ErrSyntax
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return 0, strconv.ErrSyntax
+		}
+	}
+	return strconv.ParseInt(v, 10, 64)
 }
