@@ -113,11 +113,25 @@ func (c *Client) dialTLS(d *netguard.Dialer) func(ctx context.Context, network, 
 		tc := tls.Client(raw, c.tlsConfigFor(host))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			raw.Close()
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+				err = &timeoutError{what: "TLS handshake", d: c.cfg.connectTimeout}
+			}
 			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
 		}
 		return tc, nil
 	}
 }
+
+// timeoutError is a connection step that took longer than its timeout. It
+// is a net.Error whose Timeout is true.
+type timeoutError struct {
+	what string
+	d    time.Duration
+}
+
+func (e *timeoutError) Error() string   { return fmt.Sprintf("%s timed out after %v", e.what, e.d) }
+func (e *timeoutError) Timeout() bool   { return true }
+func (e *timeoutError) Temporary() bool { return true }
 
 // tlsConfigFor builds the configuration of one connection. Verification is
 // done in VerifyConnection against each trusted pool in turn (the system's

@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -522,5 +524,71 @@ func TestResumeOtherAlgorithm(t *testing.T) {
 	}
 	if !res.Verified || res.ResumedFrom == 0 || !strings.HasPrefix(res.Digest, "md5:") {
 		t.Errorf("verified %v, resumed from %d, digest %s: want an MD5-verified resume", res.Verified, res.ResumedFrom, res.Digest)
+	}
+}
+
+// TestNoSpace: a file larger than the free space fails before any data is
+// written, naming both numbers.
+func TestNoSpace(t *testing.T) {
+	t.Parallel()
+	const huge = 1 << 60
+	s := faultserver.StartTest(t, faultserver.WithResource(faultserver.PatternResource("/huge", 1, huge)))
+	dir := t.TempDir()
+	_, err := newClient(t).Get(context.Background(), download.Request{URL: s.URL("/huge"), Path: filepath.Join(dir, "h")})
+	var se *download.SpaceError
+	if !errors.As(err, &se) || se.Need != huge || se.Avail <= 0 || se.Dir != dir {
+		t.Fatalf("err = %v, want a *SpaceError for %d bytes in %s", err, int64(huge), dir)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprint(se.Avail)) {
+		t.Errorf("message %q does not name the free space", err)
+	}
+	assertClean(t, dir)
+}
+
+// TestConnectTimeout: a server that accepts but never completes the TLS
+// handshake is given up on after the connect timeout, not hung on.
+func TestConnectTimeout(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			defer c.Close() // hold the connection open, say nothing
+		}
+	}()
+	cl := newClient(t, download.WithConnectTimeout(200*time.Millisecond), download.WithRetries(2))
+	_, err = cl.Get(context.Background(), download.Request{URL: "https://" + ln.Addr().String() + "/f", Path: filepath.Join(t.TempDir(), "f")})
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("err = %v, want a timeout", err)
+	}
+	if n := accepted.Load(); n != 3 {
+		t.Errorf("%d connections, want 3: a connect timeout is retried", n)
+	}
+}
+
+// TestNotRetried: 404 and 403 end the download at the first answer.
+func TestNotRetried(t *testing.T) {
+	t.Parallel()
+	for _, status := range []int{403, 404, 410} {
+		s := faultserver.StartTest(t)
+		s.SetFaults(faultserver.Faults{Status: map[string]int{"/file": status}})
+		_, err := newClient(t).Get(context.Background(), download.Request{URL: s.URL("/file"), Path: filepath.Join(t.TempDir(), "f")})
+		var he *download.HTTPError
+		if !errors.As(err, &he) || he.Status != status || he.Temporary() {
+			t.Errorf("%d: err = %v", status, err)
+		}
+		if n := s.Stats().Requests; n != 1 {
+			t.Errorf("%d: %d requests, want 1: not retried", status, n)
+		}
 	}
 }

@@ -601,7 +601,9 @@ func useless(err error) bool {
 		errors.Is(err, ErrRemoteChanged) || errors.Is(err, ErrBadResponse)
 }
 
-// permanent reports errors that another attempt cannot fix.
+// permanent reports errors that another attempt cannot fix. The caller's
+// ctx being done is one; a context error of a single request (a connect
+// timeout, say) is not.
 func permanent(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return true
@@ -624,8 +626,6 @@ func permanent(ctx context.Context, err error) bool {
 		return true
 	case errors.Is(err, ErrBadResponse), errors.Is(err, ErrSizeMismatch), errors.Is(err, ErrRequest),
 		errors.Is(err, ErrChecksumMismatch), errors.Is(err, ErrNoConnection):
-		return true
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return true
 	}
 	var se *SpaceError

@@ -1,6 +1,7 @@
 package netguard
 
 import (
+	"errors"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -311,6 +312,20 @@ type redactedError struct{ err error }
 
 func (e *redactedError) Error() string { return RedactText(e.err.Error()) }
 func (e *redactedError) Unwrap() error { return e.err }
+
+// Timeout reports whether the error is a timeout, as the error it redacts
+// says, so that a *url.Error around it (whose Timeout asks only its direct
+// Err) still reports timeouts.
+func (e *redactedError) Timeout() bool {
+	var t interface{ Timeout() bool }
+	return errors.As(e.err, &t) && t.Timeout()
+}
+
+// Temporary is Timeout's counterpart for the deprecated net.Error method.
+func (e *redactedError) Temporary() bool {
+	var t interface{ Temporary() bool }
+	return errors.As(e.err, &t) && t.Temporary()
+}
 
 // SafeURL is a URL that prints and logs in redacted form: use it as a slog
 // attribute value (slog.Any("url", netguard.SafeURL{u})) or with %v.

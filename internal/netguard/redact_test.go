@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 )
@@ -119,6 +121,16 @@ func TestRedactError(t *testing.T) {
 	}
 	if RedactError(plain) != plain {
 		t.Error("RedactError wrapped an already redacted error again")
+	}
+	// url.Error's Timeout asks only its direct Err, which is now the
+	// redacting wrapper: it must pass timeouts on.
+	timeout := RedactError(&url.Error{Op: "Get", URL: "https://h/", Err: fmt.Errorf("dial: %w", os.ErrDeadlineExceeded)})
+	var ne net.Error
+	if !errors.As(timeout, &ne) || !ne.Timeout() {
+		t.Errorf("a redacted timeout no longer reports Timeout(): %v", timeout)
+	}
+	if other := RedactError(&url.Error{Op: "Get", URL: "https://h/", Err: errors.New("refused")}); other.(net.Error).Timeout() {
+		t.Error("a redacted non-timeout reports Timeout()")
 	}
 }
 
