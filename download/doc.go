@@ -25,11 +25,12 @@
 //
 // The first request asks for the first bytes of the file with a Range
 // header. Its 206 response gives the size and the validators (ETag,
-// Last-Modified); the file is then split among the connections, each of
-// which asks for bounded ranges with If-Range. A connection that runs out
-// of work takes half of what another has not requested yet, or, when that
-// one is slow, half of its request in flight, so a slow connection does not
-// hold the tail. Every 206 must carry the Content-Range asked for, of the
+// Last-Modified); the connections then take chunks of the file front to
+// back, each asking for its chunk with If-Range, so the file fills from its
+// start. Chunks are a fraction of the file (at most 16 MiB) and shrink near
+// the end so the connections finish together; a connection left without
+// work takes half of a slow connection's request in flight, so a slow
+// connection does not hold the tail. Every 206 must carry the Content-Range asked for, of the
 // same total size and entity; a 200 to a range request is never appended:
 // it means the file changed (the download starts again from zero) or that
 // the server does not really serve ranges (the download goes on in one

@@ -43,8 +43,11 @@ const (
 	// durableEvery is how often the part file is fsynced and a durable
 	// checkpoint written.
 	durableEvery = 5 * time.Second
-	// maxRequest bounds one ranged request, so that the rest of a range
-	// can go to another connection without closing this one.
+	// writebackChunk is how much the hash cursor passes before it starts
+	// the writeback of what it passed.
+	writebackChunk = 16 << 20
+	// maxRequest bounds one ranged request, so that a connection does not
+	// run far ahead of the hash cursor.
 	maxRequest = 16 << 20
 )
 
@@ -76,7 +79,8 @@ type transfer struct {
 	ranges       bool // serve ranges (false after a fallback)
 	noRanges     bool // never ask for ranges again
 	done         spans
-	segs         []*segment
+	segs         []*segment // requests in flight
+	pending      spans      // missing and not requested yet
 	active       int
 	maxActive    int
 	durable      progressState
@@ -95,13 +99,11 @@ type transfer struct {
 	wakeCkpt chan struct{}
 }
 
-// segment is a range [pos, end) of the file that one connection fills.
-// pos moves as the owner writes; end moves down when another connection
-// steals the tail.
+// segment is a range [pos, end) of the file that one connection fills,
+// with one request (or more, after failures). pos moves as the owner
+// writes; end moves down when another connection takes the rest.
 type segment struct {
 	pos, end int64
-	reqEnd   int64 // end of the owner's request in flight
-	owned    bool
 	// reqFrom and reqAt are where and when the request in flight started,
 	// to estimate how long its owner still needs.
 	reqFrom int64
@@ -205,7 +207,7 @@ func (t *transfer) algorithm() Checksum {
 func (t *transfer) reset() error {
 	t.mu.Lock()
 	t.size, t.etag, t.lastModified = -1, "", ""
-	t.done, t.durable, t.segs = nil, progressState{}, nil
+	t.done, t.durable, t.segs, t.pending = nil, progressState{}, nil, nil
 	t.resumedFrom = 0
 	t.mu.Unlock()
 	t.hash.Reset()
@@ -638,25 +640,27 @@ func (t *transfer) fill(ctx context.Context, s *stream) error {
 	t.mu.Lock()
 	size, ranges := t.size, t.ranges && !t.noRanges
 	var first *segment
-	t.segs = t.segs[:0]
+	t.segs, t.pending = t.segs[:0], nil
 	if s != nil {
 		if ranges {
-			for _, g := range t.done.gaps(size) {
-				seg := &segment{pos: g.Start, end: g.End, reqEnd: g.Start}
-				if first == nil {
-					first, seg.owned, seg.reqEnd = seg, true, s.end
-					seg.reqFrom, seg.reqAt = seg.pos, time.Now()
-				}
-				t.segs = append(t.segs, seg)
+			// The first response brings the first chunk of the first
+			// gap; the rest waits to be claimed, front first.
+			g := t.done.gaps(size)
+			first = &segment{pos: g[0].Start, end: s.end}
+			t.pending = g.clone()
+			t.pending[0].Start = s.end
+			if t.pending[0].Start >= t.pending[0].End {
+				t.pending = t.pending[1:]
 			}
 		} else {
 			end := size
 			if end < 0 {
 				end = 1<<63 - 1
 			}
-			first = &segment{pos: 0, end: end, reqEnd: end, owned: true}
-			t.segs = append(t.segs, first)
+			first = &segment{pos: 0, end: end}
 		}
+		first.reqFrom, first.reqAt = first.pos, time.Now()
+		t.segs = append(t.segs, first)
 	}
 	t.mu.Unlock()
 
@@ -736,64 +740,84 @@ func (t *transfer) extra(ctx context.Context) error {
 	return t.work(ctx, seg, nil, true)
 }
 
-// claim gives the caller a range to fetch: an unowned gap, or the back half
-// of the range with the most left to do. It returns nil when no range is
-// worth splitting.
+// claim gives the caller the next range to fetch: the next chunk from the
+// front of what no request covers yet, so that the file fills from its
+// start and the hash cursor keeps up; or, when everything is requested, the
+// back half of a request in flight whose owner is slow. It returns nil when
+// nothing is worth taking.
 func (t *transfer) claim() *segment {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.noRanges {
 		return nil
 	}
-	// Prefer the part of a range that no request covers yet: taking it
-	// costs the owner nothing.
-	var best *segment
-	var bestRest int64
+	live := t.segs[:0]
 	for _, s := range t.segs {
-		if !s.owned && s.pos < s.end {
-			s.owned = true
-			s.reqEnd = s.pos
-			return s
-		}
-		if rest := s.end - max(s.reqEnd, s.pos+bufSize); s.owned && rest > bestRest {
-			best, bestRest = s, rest
+		if s.pos < s.end {
+			live = append(live, s)
 		}
 	}
-	if best == nil || bestRest < 2*t.c.cfg.minSplit {
-		// Else split a request in flight whose owner needs more than a
-		// second for it, so a slow connection does not hold the tail. The
-		// owner then closes its connection early, and what the server had
-		// already sent into it is lost, so this is the last resort. The
-		// owner may be writing up to bufSize past pos.
-		best, bestRest = nil, 0
-		now := time.Now()
-		for _, s := range t.segs {
-			rest := s.end - s.pos - bufSize
-			if !s.owned || rest < 4*t.c.cfg.minSplit || rest <= bestRest {
-				continue
-			}
-			el := now.Sub(s.reqAt)
-			if el < 100*time.Millisecond {
-				continue // too early to tell its rate
-			}
-			rate := float64(s.pos-s.reqFrom) / el.Seconds()
-			if rate > 0 && float64(rest)/rate < 1 {
-				continue
-			}
-			best, bestRest = s, rest
+	clear(t.segs[len(live):])
+	t.segs = live
+	if len(t.pending) > 0 {
+		p := t.pending[0]
+		end := min(p.End, p.Start+t.chunk())
+		if p.End-end < t.c.cfg.minSplit {
+			end = p.End // no sliver left behind
 		}
-		if best == nil {
-			return nil
+		if end == p.End {
+			t.pending = t.pending[1:]
+		} else {
+			t.pending[0].Start = end
 		}
+		seg := &segment{pos: p.Start, end: end}
+		t.segs = append(t.segs, seg)
+		return seg
+	}
+	// Split a request in flight whose owner needs more than a second for
+	// the rest of it, so a slow connection does not hold the tail. The
+	// owner then closes its connection early, and what the server had
+	// already sent into it is lost, so this is the last resort. The owner
+	// may be writing up to bufSize past pos.
+	var best *segment
+	var bestRest int64
+	now := time.Now()
+	for _, s := range t.segs {
+		rest := s.end - s.pos - bufSize
+		if rest < 4*t.c.cfg.minSplit || rest <= bestRest {
+			continue
+		}
+		el := now.Sub(s.reqAt)
+		if el < 100*time.Millisecond {
+			continue // too early to tell its rate
+		}
+		rate := float64(s.pos-s.reqFrom) / el.Seconds()
+		if rate > 0 && float64(rest)/rate < 1 {
+			continue
+		}
+		best, bestRest = s, rest
+	}
+	if best == nil {
+		return nil
 	}
 	mid := (best.end - bestRest/2) &^ (64<<10 - 1)
 	if mid <= best.pos+bufSize {
 		return nil
 	}
-	n := &segment{pos: mid, end: best.end, reqEnd: mid, owned: true}
+	n := &segment{pos: mid, end: best.end}
 	best.end = mid
 	t.segs = append(t.segs, n)
 	return n
+}
+
+// chunk is the size of the next range to request: a fraction of the file
+// (so several requests are in flight and the digest follows closely), at
+// most maxRequest, and smaller near the end so the connections finish
+// together. Called with t.mu held.
+func (t *transfer) chunk() int64 {
+	conns := int64(t.j.conns)
+	c := min(maxRequest, max(4*t.c.cfg.minSplit, t.size/(8*conns)))
+	return min(c, max(t.c.cfg.minSplit, t.pending.total()/conns))
 }
 
 // work fills seg, then claims more while there is any. s, if not nil, is an
@@ -842,10 +866,7 @@ func (t *transfer) work(ctx context.Context, seg *segment, s *stream, ranges boo
 func (t *transfer) openRange(ctx context.Context, seg *segment, ranges bool) (*stream, error) {
 	t.mu.Lock()
 	u := t.url
-	// Requests are a fraction of the file, so that until near the end
-	// another connection can take what no request covers yet.
-	req := min(maxRequest, max(4*t.c.cfg.minSplit, t.size/int64(4*t.j.conns)))
-	from, to := seg.pos, min(seg.end, seg.pos+req)-1
+	from, to := seg.pos, seg.end-1
 	seg.reqFrom, seg.reqAt = seg.pos, time.Now()
 	t.mu.Unlock()
 	if !ranges {
@@ -902,9 +923,6 @@ func (t *transfer) openRange(ctx context.Context, seg *segment, ranges bool) (*s
 			return nil, errRestart
 		}
 		s.end = to + 1
-		t.mu.Lock()
-		seg.reqEnd = s.end
-		t.mu.Unlock()
 		return s, nil
 	case http.StatusOK:
 		// Never appended: a 200 is the whole file, from the first byte.
@@ -996,6 +1014,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b 
 func (t *transfer) cursor(ctx context.Context) error {
 	buf := make([]byte, hashChunk)
 	off := t.hashed.Load()
+	kicked := off // writeback started up to here
 	for {
 		t.mu.Lock()
 		p, size := t.done.prefix(), t.size
@@ -1013,6 +1032,10 @@ func (t *transfer) cursor(ctx context.Context) error {
 			}
 			t.hashSnap.Store(&progressState{Hashed: off, HashState: state})
 			t.hashed.Store(off)
+			if off-kicked >= writebackChunk || off == size {
+				startWriteback(t.part, kicked, off-kicked)
+				kicked = off
+			}
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}

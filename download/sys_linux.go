@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // lockFile takes an exclusive lock on f without waiting; ok is false when
@@ -50,4 +52,11 @@ func freeSpace(dir string) int64 {
 		return -1
 	}
 	return int64(st.Bavail) * st.Bsize
+}
+
+// startWriteback asks the kernel to start writing [off, off+n) of f to disk
+// now, without waiting, so that the fsync before the rename finds little
+// left to write instead of the whole tail of a large file.
+func startWriteback(f *os.File, off, n int64) {
+	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
