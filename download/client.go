@@ -11,7 +11,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -30,7 +32,7 @@ type Client struct {
 	tr   *http.Transport // nil with WithTransport
 
 	mu       sync.Mutex
-	hosts    map[string]*semaphore.Weighted
+	hosts    map[string]*hostSlots
 	inflight map[string]*call // by absolute destination path
 }
 
@@ -44,6 +46,8 @@ type call struct {
 	err     error
 	waiters int
 	cancel  context.CancelFunc
+	// cancelled: every waiter has gone; no new one may join.
+	cancelled bool
 }
 
 func netPolicy(p Policy) netguard.Policy {
@@ -67,7 +71,7 @@ func New(opts ...Option) (*Client, error) {
 	}
 	c := &Client{
 		cfg:      cfg,
-		hosts:    map[string]*semaphore.Weighted{},
+		hosts:    map[string]*hostSlots{},
 		inflight: map[string]*call{},
 	}
 	rt := cfg.transport
@@ -159,7 +163,11 @@ func (c *Client) tlsConfigFor(host string) *tls.Config {
 		return cfg
 	}
 	// Verification is not skipped: VerifyConnection below does it in full,
-	// with the host name, against every pool.
+	// with the URL's host (a name or an IP address: cs.ServerName is empty
+	// for an IP, since no SNI is sent), against every pool, before any hook
+	// of the caller's own.
+	userVerify := cfg.VerifyConnection
+	now := cfg.Time
 	cfg.InsecureSkipVerify = true
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
@@ -169,12 +177,19 @@ func (c *Client) tlsConfigFor(host string) *tls.Config {
 		for _, ic := range cs.PeerCertificates[1:] {
 			inter.AddCert(ic)
 		}
+		opts := x509.VerifyOptions{DNSName: host, Intermediates: inter}
+		if now != nil {
+			opts.CurrentTime = now()
+		}
 		var first error
 		for _, p := range pools {
-			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-				DNSName: cs.ServerName, Roots: p, Intermediates: inter,
-			})
+			opts.Roots = p
+			chains, err := cs.PeerCertificates[0].Verify(opts)
 			if err == nil {
+				if userVerify != nil {
+					cs.VerifiedChains = chains
+					return userVerify(cs)
+				}
 				return nil
 			}
 			if first == nil {
@@ -190,16 +205,39 @@ func (c *Client) tlsConfigFor(host string) *tls.Config {
 // downloads.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
-// hostSem returns the connection slots of a host:port.
-func (c *Client) hostSem(hostport string) *semaphore.Weighted {
+// hostSlots are the connection slots of one host. firstWaiting counts the
+// downloads waiting for their first connection: extra connections of other
+// downloads give their slots back between chunks while any wait, so a new
+// download is not starved by running ones.
+type hostSlots struct {
+	sem          *semaphore.Weighted
+	firstWaiting atomic.Int32
+}
+
+// slots returns the connection slots of u's host.
+func (c *Client) slots(u *url.URL) (*hostSlots, string) {
+	key := hostKey(u)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s, ok := c.hosts[hostport]
+	s, ok := c.hosts[key]
 	if !ok {
-		s = semaphore.NewWeighted(int64(c.cfg.hostConnections))
-		c.hosts[hostport] = s
+		s = &hostSlots{sem: semaphore.NewWeighted(int64(c.cfg.hostConnections))}
+		c.hosts[key] = s
 	}
-	return s
+	return s, key
+}
+
+// hostKey is "host:port" with the scheme's default port filled in, so that
+// https://h/ and https://h:443/ share their slots.
+func hostKey(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // Get downloads req.URL to req.Path and returns what it did. On success the
@@ -220,6 +258,19 @@ func (c *Client) Get(ctx context.Context, req Request) (*Result, error) {
 	}
 	c.mu.Lock()
 	cl, ok := c.inflight[j.path]
+	for ok && cl.cancelled {
+		// Every caller of that transfer has gone and it is winding
+		// down: wait for it, then start afresh (it leaves what it
+		// fetched to resume from).
+		c.mu.Unlock()
+		select {
+		case <-cl.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("download: %s: %w", j.safeURL, context.Cause(ctx))
+		}
+		c.mu.Lock()
+		cl, ok = c.inflight[j.path]
+	}
 	if ok && cl.url != j.rawURL {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s is being downloaded from %s", ErrBusy, j.path, netguard.RedactString(cl.url))
@@ -259,6 +310,7 @@ func (c *Client) Get(ctx context.Context, req Request) (*Result, error) {
 		cl.waiters--
 		last := cl.waiters == 0
 		if last {
+			cl.cancelled = true
 			cl.cancel()
 		}
 		c.mu.Unlock()

@@ -238,11 +238,16 @@ func TestResumeRemoteChanged(t *testing.T) {
 func TestNoResume(t *testing.T) {
 	t.Parallel()
 	s := faultserver.StartTest(t, faultserver.WithResource(faultserver.PatternResource("/r", 5, 8<<20)),
-		faultserver.WithFaults(faultserver.Faults{Rate: 8 << 20}))
+		faultserver.WithFaults(faultserver.Faults{Rate: 1 << 20}))
 	dest := filepath.Join(t.TempDir(), "r")
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	newClient(t).Get(ctx, download.Request{URL: s.URL("/r"), Path: dest})
+	if _, err := newClient(t).Get(ctx, download.Request{URL: s.URL("/r"), Path: dest}); err == nil {
+		t.Fatal("the first download finished before its deadline; slow the server down")
+	}
+	if !leftovers(t, dest) {
+		t.Fatal("nothing kept that -no-resume could ignore")
+	}
 	s.SetFaults(faultserver.Faults{})
 	res, err := newClient(t, download.WithResume(false)).Get(context.Background(), download.Request{URL: s.URL("/r"), Path: dest})
 	if err != nil {
@@ -506,7 +511,7 @@ func TestResumeOtherAlgorithm(t *testing.T) {
 	t.Parallel()
 	const size = 8 << 20
 	s := faultserver.StartTest(t, faultserver.WithResource(faultserver.PatternResource("/r", 9, size)),
-		faultserver.WithFaults(faultserver.Faults{Rate: 8 << 20}))
+		faultserver.WithFaults(faultserver.Faults{Rate: 2 << 20}))
 	v, _ := s.Version("/r")
 	h := md5.New()
 	if err := faultserver.Hash(context.Background(), v.Content, size, h); err != nil {
@@ -516,7 +521,9 @@ func TestResumeOtherAlgorithm(t *testing.T) {
 	cl := newClient(t, download.WithConnections(4))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	cl.Get(ctx, download.Request{URL: s.URL("/r"), Path: dest, Checksum: sha256Of(t, s, "/r")})
+	if _, err := cl.Get(ctx, download.Request{URL: s.URL("/r"), Path: dest, Checksum: sha256Of(t, s, "/r")}); err == nil {
+		t.Fatal("the first download finished before its deadline; slow the server down")
+	}
 	s.SetFaults(faultserver.Faults{})
 	res, err := cl.Get(context.Background(), download.Request{URL: s.URL("/r"), Path: dest, Checksum: hex.EncodeToString(h.Sum(nil))})
 	if err != nil {

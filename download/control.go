@@ -28,9 +28,16 @@ func controlPath(dest string) string {
 }
 
 // RemovePartial removes what an interrupted download to dest left beside
-// it. It does nothing when there is nothing; it must not run while a
+// it. It does nothing when there is nothing, and fails with ErrBusy while a
 // download to dest is in progress.
 func RemovePartial(dest string) error {
+	if _, err := os.Stat(partPath(dest)); err == nil {
+		f, err := openLocked(partPath(dest))
+		if err != nil {
+			return err
+		}
+		defer f.Close() // the lock is held until everything is gone
+	}
 	var errs []error
 	for _, p := range []string{partPath(dest), controlPath(dest), controlPath(dest) + ".new"} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {

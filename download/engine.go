@@ -144,17 +144,9 @@ func (c *Client) run(ctx context.Context, j *job) (*Result, error) {
 
 // open locks the part file and loads what an earlier download left.
 func (t *transfer) open() error {
-	f, err := os.OpenFile(t.partPath, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openLocked(t.partPath)
 	if err != nil {
-		return fmt.Errorf("download: creating %s: %w", t.partPath, err)
-	}
-	ok, err := lockFile(f)
-	if err != nil || !ok {
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("download: locking %s: %w", t.partPath, err)
-		}
-		return fmt.Errorf("%w: %s is locked by another process", ErrBusy, t.partPath)
+		return err
 	}
 	t.part = f
 	t.hash = t.algorithm().NewHash()
@@ -167,9 +159,14 @@ func (t *transfer) open() error {
 			err = errors.New("part file does not have the recorded size")
 		}
 	}
+	if err == nil && ctl != nil && (ctl.ETag == "" || strings.HasPrefix(ctl.ETag, "W/")) && ctl.LastModified == "" {
+		// Nothing tells whether the remote file is still the one these
+		// bytes came from.
+		err = errors.New("the server gave no validator (strong ETag or Last-Modified)")
+	}
 	if err != nil || ctl == nil {
 		if err != nil {
-			t.log.Warn("starting afresh: unusable control file", slog.String("error", err.Error()))
+			t.log.Warn("starting afresh: cannot resume", slog.String("error", err.Error()))
 		}
 		return t.reset()
 	}
@@ -192,6 +189,42 @@ func (t *transfer) open() error {
 	t.hashSnap.Store(&progressState{Hashed: st.Hashed, HashState: st.HashState})
 	t.resumedFrom = st.Done.total()
 	t.log.Info("resuming", slog.Int64("done", t.resumedFrom), slog.Int64("size", t.size))
+	return nil
+}
+
+// openLocked opens (creating it if needed) and locks the part file at path,
+// and makes sure the locked file is still the one at path: another process
+// may have renamed it into place, or removed it, between the open and the
+// lock.
+func openLocked(path string) (*os.File, error) {
+	for range 10 {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, fmt.Errorf("download: creating %s: %w", path, err)
+		}
+		ok, err := lockFile(f)
+		if err != nil || !ok {
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("download: locking %s: %w", path, err)
+			}
+			return nil, fmt.Errorf("%w: %s is locked by another process", ErrBusy, path)
+		}
+		if sameFile(f, path) == nil {
+			return f, nil
+		}
+		f.Close() // it moved under us; open what is there now
+	}
+	return nil, fmt.Errorf("%w: %s keeps being replaced", ErrBusy, path)
+}
+
+// sameFile reports an error unless f is the file at path.
+func sameFile(f *os.File, path string) error {
+	a, err1 := f.Stat()
+	b, err2 := os.Stat(path)
+	if err1 != nil || err2 != nil || !os.SameFile(a, b) {
+		return fmt.Errorf("%w: %s was removed or replaced during the download", ErrBusy, path)
+	}
 	return nil
 }
 
@@ -252,10 +285,15 @@ func (t *transfer) download(ctx context.Context) (*Result, error) {
 				return nil, err
 			}
 		case errors.Is(err, errNoRanges):
-			t.log.Warn("server's ranges cannot be trusted; going on in one stream")
 			t.mu.Lock()
+			again := t.noRanges
 			t.noRanges = true
 			t.mu.Unlock()
+			if again {
+				// Even one stream without Range got a partial answer.
+				return nil, fmt.Errorf("%w: %s answers a request without Range with a partial response", ErrBadResponse, t.j.safeURL)
+			}
+			t.log.Warn("server's ranges cannot be trusted; going on in one stream")
 		default:
 			return nil, err
 		}
@@ -314,33 +352,39 @@ func (t *transfer) request(ctx context.Context, u *url.URL, from, to int64, chai
 		t.mu.Unlock()
 	}
 	timeout := t.c.cfg.socketTimeout
-	idle := time.AfterFunc(timeout, func() { cancel(errStall) })
 	safe := netguard.Redact(u)
 	t.log.Debug("request", slog.String("url", safe), slog.String("range", req.Header.Get("Range")))
+	// Connecting is bounded by the connect timeout and the wait for
+	// headers by the transport's ResponseHeaderTimeout; the idle timer
+	// starts with the body.
 	resp, err := t.c.http.Do(req)
 	if err != nil {
-		idle.Stop()
-		cause := context.Cause(rctx)
 		cancel(nil)
-		if errors.Is(cause, errStall) {
-			return nil, fmt.Errorf("%w: no response from %s within %v", ErrStalled, safe, timeout)
-		}
 		return nil, err
 	}
+	idle := time.AfterFunc(timeout, func() { cancel(errStall) })
 	return &stream{resp: resp, cancel: cancel, idle: idle, url: safe}, nil
 }
 
-// acquire takes a connection slot for host, waiting at most the
-// connection request timeout.
-func (t *transfer) acquire(ctx context.Context, host string) (func(), error) {
-	sem := t.c.hostSem(host)
+// acquire takes a connection slot for u's host, waiting at most the
+// connection request timeout. first says it is a download's first
+// connection, which extra connections of other downloads make way for.
+func (t *transfer) acquire(ctx context.Context, u *url.URL, first bool) (func(), *hostSlots, error) {
+	hs, host := t.c.slots(u)
 	wctx, cancel := context.WithTimeout(ctx, t.c.cfg.requestTimeout)
 	defer cancel()
-	if err := sem.Acquire(wctx, 1); err != nil {
+	if first {
+		hs.firstWaiting.Add(1)
+	}
+	err := hs.sem.Acquire(wctx, 1)
+	if first {
+		hs.firstWaiting.Add(-1)
+	}
+	if err != nil {
 		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
+			return nil, nil, context.Cause(ctx)
 		}
-		return nil, fmt.Errorf("%w: all %d connections to %s stayed busy for %v; raise the per-host limit or the connection request timeout",
+		return nil, nil, fmt.Errorf("%w: all %d connections to %s stayed busy for %v; raise the per-host limit or the connection request timeout",
 			ErrNoConnection, t.c.cfg.hostConnections, host, t.c.cfg.requestTimeout)
 	}
 	t.mu.Lock()
@@ -350,12 +394,12 @@ func (t *transfer) acquire(ctx context.Context, host string) (func(), error) {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			sem.Release(1)
+			hs.sem.Release(1)
 			t.mu.Lock()
 			t.active--
 			t.mu.Unlock()
 		})
-	}, nil
+	}, hs, nil
 }
 
 // first sends the first request of an attempt: from the first missing byte
@@ -379,7 +423,7 @@ func (t *transfer) first(ctx context.Context) (*stream, error) {
 	if !useRange {
 		from = -1
 	}
-	release, err := t.acquire(ctx, t.j.url.Host)
+	release, _, err := t.acquire(ctx, t.j.url, true)
 	if err != nil {
 		return nil, err
 	}
@@ -465,11 +509,15 @@ func (t *transfer) firstOnce(ctx context.Context, from, to int64, resuming bool)
 		t.noRanges = true
 		t.mu.Unlock()
 	case http.StatusRequestedRangeNotSatisfiable:
-		cr, _ := parseContentRange(resp.Header.Get("Content-Range"))
+		cr, err := parseContentRange(resp.Header.Get("Content-Range"))
 		s.close()
-		if from == 0 && cr.total == 0 && !resuming {
-			size = 0
+		if err == nil && cr.start < 0 && from == 0 && cr.total == 0 && !resuming {
+			size = 0 // "bytes */0": the file is empty
 			break
+		}
+		if err != nil {
+			// No usable length: learn it from a request without Range.
+			return nil, fmt.Errorf("%w: %s answered 416 without a Content-Range: %w", ErrBadResponse, s.url, errNoRanges)
 		}
 		return nil, errRestart
 	default:
@@ -592,13 +640,25 @@ func (t *transfer) retry(ctx context.Context, err error, attempt int, progressed
 	}
 }
 
+// refollowed is a refusal from a redirect target after which the
+// requested URL is followed again: worth another attempt.
+type refollowed struct{ err error }
+
+func (e *refollowed) Error() string { return e.err.Error() }
+func (e *refollowed) Unwrap() error { return e.err }
+
+// localError is a failure of the local file system (ENOSPC, EIO), which
+// another request will not fix.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
 // useless reports failures after which the fetched data cannot serve a
-// later download: the source is wrong or gone.
+// later download: the content was wrong. A 403 or 404 is not one: a signed
+// URL that expired, or a mirror that lost the file for a while, leaves
+// bytes the validators will vouch for next time.
 func useless(err error) bool {
-	var he *HTTPError
-	if errors.As(err, &he) && !he.Temporary() {
-		return true
-	}
 	return errors.Is(err, ErrChecksumMismatch) || errors.Is(err, ErrSizeMismatch) ||
 		errors.Is(err, ErrRemoteChanged) || errors.Is(err, ErrBadResponse)
 }
@@ -609,6 +669,10 @@ func useless(err error) bool {
 func permanent(ctx context.Context, err error) bool {
 	if ctx.Err() != nil {
 		return true
+	}
+	var rf *refollowed
+	if errors.As(err, &rf) {
+		return false
 	}
 	var he *HTTPError
 	if errors.As(err, &he) {
@@ -631,7 +695,8 @@ func permanent(ctx context.Context, err error) bool {
 		return true
 	}
 	var se *SpaceError
-	return errors.As(err, &se)
+	var le *localError
+	return errors.As(err, &se) || errors.As(err, &le)
 }
 
 // fill fetches every missing range, the first from s, the others over
@@ -681,7 +746,7 @@ func (t *transfer) fill(ctx context.Context, s *stream) error {
 		s.release = nil
 		g.Go(func() error {
 			defer release()
-			return t.work(gctx, first, s, ranges)
+			return t.work(gctx, first, s, ranges, nil)
 		})
 		if ranges {
 			for i := 1; i < t.j.conns; i++ {
@@ -722,9 +787,9 @@ func poke(c chan struct{}) {
 // takes work until none is left.
 func (t *transfer) extra(ctx context.Context) error {
 	t.mu.Lock()
-	host := t.url.Host
+	u := t.url
 	t.mu.Unlock()
-	release, err := t.acquire(ctx, host)
+	release, hs, err := t.acquire(ctx, u, false)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -737,7 +802,8 @@ func (t *transfer) extra(ctx context.Context) error {
 	if seg == nil {
 		return nil
 	}
-	return t.work(ctx, seg, nil, true)
+	// Between chunks, make way for another download's first connection.
+	return t.work(ctx, seg, nil, true, func() bool { return hs.firstWaiting.Load() > 0 })
 }
 
 // claim gives the caller the next range to fetch: the next chunk from the
@@ -820,9 +886,9 @@ func (t *transfer) chunk() int64 {
 	return min(c, max(t.c.cfg.minSplit, t.pending.total()/conns))
 }
 
-// work fills seg, then claims more while there is any. s, if not nil, is an
-// open response for seg.
-func (t *transfer) work(ctx context.Context, seg *segment, s *stream, ranges bool) error {
+// work fills seg, then claims more while there is any, unless yield says
+// to stop between ranges. s, if not nil, is an open response for seg.
+func (t *transfer) work(ctx context.Context, seg *segment, s *stream, ranges bool, yield func() bool) error {
 	defer func() { s.close() }()
 	for seg != nil {
 		attempt := 0
@@ -836,6 +902,9 @@ func (t *transfer) work(ctx context.Context, seg *segment, s *stream, ranges boo
 			if s == nil {
 				var err error
 				s, err = t.openRange(ctx, seg, ranges)
+				if err != nil && t.refollow(err) {
+					err = &refollowed{err} // retried, from the requested URL
+				}
 				if err != nil {
 					if attempt, err = t.retry(ctx, err, attempt, false); err != nil {
 						return err
@@ -856,9 +925,37 @@ func (t *transfer) work(ctx context.Context, seg *segment, s *stream, ranges boo
 				return err
 			}
 		}
+		if yield != nil && yield() {
+			return nil
+		}
 		seg = t.claim()
 	}
 	return nil
+}
+
+// refollow handles a refusal (401, 403, 404, 410) from the redirect target
+// that ranges are fetched from: such targets are often signed URLs that
+// expire while a large file downloads. It points later requests at the
+// requested URL again, whose redirects lead to a fresh target, and reports
+// whether it did.
+func (t *transfer) refollow(err error) bool {
+	var he *HTTPError
+	if !errors.As(err, &he) {
+		return false
+	}
+	switch he.Status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusGone:
+	default:
+		return false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.url.String() == t.j.url.String() {
+		return false
+	}
+	t.url = t.j.url
+	t.log.Warn("redirect target refused a range; following the requested URL again", slog.Int("status", he.Status))
+	return true
 }
 
 // openRange requests the rest of seg and checks the response is that range of
@@ -918,11 +1015,18 @@ func (t *transfer) openRange(ctx context.Context, seg *segment, ranges bool) (*s
 			return nil, fmt.Errorf("%w: asked %s for bytes %d-%d and got Content-Range %q: %w",
 				ErrBadResponse, s.url, from, to, resp.Header.Get("Content-Range"), errNoRanges)
 		}
-		if et := resp.Header.Get("ETag"); t.etag != "" && et != "" && et != t.etag {
+		t.mu.Lock()
+		changed := (t.etag != "" && resp.Header.Get("ETag") != t.etag) ||
+			(t.lastModified != "" && resp.Header.Get("Last-Modified") != t.lastModified)
+		t.mu.Unlock()
+		if changed {
 			s.close()
 			return nil, errRestart
 		}
 		s.end = to + 1
+		t.mu.Lock()
+		t.url = resp.Request.URL // after a refollow, the fresh target
+		t.mu.Unlock()
 		return s, nil
 	case http.StatusOK:
 		// Never appended: a 200 is the whole file, from the first byte.
@@ -967,7 +1071,7 @@ func (t *transfer) copy(ctx context.Context, seg *segment, s *stream) (int64, er
 			s.idle.Reset(timeout)
 			t.transferred.Add(int64(n))
 			if _, err := t.part.WriteAt((*buf)[:n], pos); err != nil {
-				return written, fmt.Errorf("download: writing %s: %w", t.partPath, err)
+				return written, &localError{fmt.Errorf("download: writing %s: %w", t.partPath, err)}
 			}
 			t.mu.Lock()
 			seg.pos += int64(n)
@@ -986,6 +1090,10 @@ func (t *transfer) copy(ctx context.Context, seg *segment, s *stream) (int64, er
 			if t.size < 0 {
 				// One stream of unknown length: its end is the file's.
 				t.size, seg.end = seg.pos, seg.pos
+				if t.j.size > 0 && t.size != t.j.size {
+					t.mu.Unlock()
+					return written, fmt.Errorf("%w: %s sent %d bytes, the request expects %d", ErrSizeMismatch, s.url, seg.pos, t.j.size)
+				}
 			}
 			short := seg.pos < min(seg.end, s.end)
 			t.mu.Unlock()
@@ -1163,6 +1271,11 @@ func (t *transfer) commit() (*Result, error) {
 	}
 	if err := t.part.Sync(); err != nil {
 		return nil, fmt.Errorf("download: syncing %s: %w", t.partPath, err)
+	}
+	// Rename by path renames whatever is there: make sure it is still
+	// the file this download locked, wrote and verified.
+	if err := sameFile(t.part, t.partPath); err != nil {
+		return nil, err
 	}
 	if err := os.Rename(t.partPath, t.j.path); err != nil {
 		return nil, fmt.Errorf("download: %w", err)
