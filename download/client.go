@@ -243,8 +243,9 @@ func hostKey(u *url.URL) string {
 // Get downloads req.URL to req.Path and returns what it did. On success the
 // file at req.Path is complete and, when a checksum was given, verified; on
 // failure nothing was written there (a file already at req.Path is left as
-// it was), and, unless the checksum did not match or the error is
-// permanent, what was fetched stays beside it for the next Get to resume.
+// it was), and what was fetched stays beside it for the next Get to
+// resume, unless the content itself was wrong (a checksum or size
+// mismatch, a remote that kept changing, an unusable response).
 //
 // A second Get for the same URL and path while the first runs waits for
 // the first and gets its result; one for the same path with another URL or

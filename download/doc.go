@@ -65,7 +65,11 @@
 // 408, 429 and 5xx are retried per request with jittered exponential
 // backoff, honouring Retry-After; a request that brought new bytes starts
 // its count afresh. 403, 404 and other 4xx, policy refusals, TLS failures,
-// size and checksum mismatches are not retried. Errors match
+// size and checksum mismatches are not retried, with one exception: when
+// the redirect target that ranges are fetched from (often a signed URL that
+// expires) refuses, the requested URL is followed again. After a 4xx what
+// was fetched is kept, since the validators tell the next Get whether it
+// still applies. Errors match
 // [ErrChecksumMismatch], [ErrSizeMismatch], [ErrRemoteChanged], [ErrBusy],
 // [ErrStalled], [ErrNoConnection], [ErrRequest], [ErrBadResponse],
 // [ErrDenied], [ErrTooManyRedirects] and [ErrDowngrade], or are an
