@@ -3,7 +3,6 @@ package template
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"maps"
@@ -106,37 +105,12 @@ func (t Template) clone() Template {
 	return t
 }
 
-// zoneSet returns zones ascending without duplicates; ErrInvalid for none
-// or an ID below 1.
-func zoneSet(zones []ZoneID) ([]ZoneID, error) {
-	if len(zones) == 0 {
-		return nil, fmt.Errorf("%w: a template must be registered in at least one zone", ErrInvalid)
-	}
-	for _, z := range zones {
-		if z <= 0 {
-			return nil, fmt.Errorf("%w: zone ID %d; zone IDs start at 1", ErrInvalid, z)
-		}
-	}
-	zs := slices.Clone(zones)
-	slices.Sort(zs)
-	return slices.Compact(zs), nil
-}
-
-// newUUID returns a random (version 4) UUID in its canonical form.
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:]) // never fails since Go 1.24
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
 // Register records t as offered in zones. Duplicate zones count once.
 func (m *Memory) Register(ctx context.Context, n NewTemplate, zones ...ZoneID) (Template, error) {
 	if err := n.Validate(); err != nil {
 		return Template{}, err
 	}
-	zs, err := zoneSet(zones)
+	zs, err := ZoneSet(zones)
 	if err != nil {
 		return Template{}, err
 	}
@@ -146,7 +120,7 @@ func (m *Memory) Register(ctx context.Context, n NewTemplate, zones ...ZoneID) (
 	defer m.mu.Unlock()
 	uuid := n.UUID
 	if uuid == "" {
-		for uuid = newUUID(); m.uuids[uuid] != 0; uuid = newUUID() {
+		for uuid = NewUUID(); m.uuids[uuid] != 0; uuid = NewUUID() {
 		}
 	} else if other := m.uuids[uuid]; other != 0 {
 		return Template{}, fmt.Errorf("%w: UUID %s is already used by template %d", ErrConflict, uuid, other)

@@ -1,0 +1,4 @@
+package sqlstore
+
+// RebindDollar is rebindDollar, for the external tests.
+var RebindDollar = rebindDollar
