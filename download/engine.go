@@ -387,19 +387,8 @@ func (t *transfer) acquire(ctx context.Context, u *url.URL, first bool) (func(),
 		return nil, nil, fmt.Errorf("%w: all %d connections to %s stayed busy for %v; raise the per-host limit or the connection request timeout",
 			ErrNoConnection, t.c.cfg.hostConnections, host, t.c.cfg.requestTimeout)
 	}
-	t.mu.Lock()
-	t.active++
-	t.maxActive = max(t.maxActive, t.active)
-	t.mu.Unlock()
 	var once sync.Once
-	return func() {
-		once.Do(func() {
-			hs.sem.Release(1)
-			t.mu.Lock()
-			t.active--
-			t.mu.Unlock()
-		})
-	}, hs, nil
+	return func() { once.Do(func() { hs.sem.Release(1) }) }, hs, nil
 }
 
 // first sends the first request of an attempt: from the first missing byte
@@ -890,6 +879,17 @@ func (t *transfer) chunk() int64 {
 // to stop between ranges. s, if not nil, is an open response for seg.
 func (t *transfer) work(ctx context.Context, seg *segment, s *stream, ranges bool, yield func() bool) error {
 	defer func() { s.close() }()
+	// Connections counts those that fetched, not slots taken by extras
+	// that found nothing left to do.
+	t.mu.Lock()
+	t.active++
+	t.maxActive = max(t.maxActive, t.active)
+	t.mu.Unlock()
+	defer func() {
+		t.mu.Lock()
+		t.active--
+		t.mu.Unlock()
+	}()
 	for seg != nil {
 		attempt := 0
 		for {
