@@ -3,22 +3,32 @@
 //
 //	go run ./examples/quickstart
 //
-// Today it exercises the qcow2 package: it creates a VM template image and a
-// linked clone (an overlay) on it, inspects both, judges whether each is
-// safe to accept as a downloaded template, checks their metadata, and
-// rebases the clone as a live migration to another host would. It grows as
-// the other packages land.
+// It creates a VM template image, publishes it on a mirror on the loopback
+// interface and direct-downloads it in parallel with its checksum verified
+// as it arrives, makes a linked clone (an overlay) of it, inspects both,
+// judges whether each is safe to accept as a downloaded template, checks
+// their metadata, rebases the clone as a live migration to another host
+// would, and keeps the template's records in a SQLite repository across
+// zones: deleting it from one zone leaves its details intact in the others.
+// It grows as the other packages land.
 package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 
+	"github.com/directdl/directdl/download"
 	"github.com/directdl/directdl/qcow2"
+	"github.com/directdl/directdl/template"
+	"github.com/directdl/directdl/template/sqlrepo"
 )
 
 func main() {
@@ -46,7 +56,50 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	// 2. A VM disk cloned from it: an overlay whose size comes from the
+	// 2. Direct download: a mirror (here on 127.0.0.1) serves the template;
+	// the hypervisor pulls it onto primary storage over parallel ranged
+	// connections, hashing as it goes, and renames it into place only once
+	// it matches the checksum.
+	step("direct-download it from a mirror, verified against its {SHA-256} checksum")
+	sum, err := fileSHA256(tmpl)
+	if err != nil {
+		return err
+	}
+	mirror := httptest.NewServer(http.FileServer(http.Dir(dir)))
+	defer mirror.Close()
+	primary := filepath.Join(dir, "primary")
+	if err := os.Mkdir(primary, 0o755); err != nil {
+		return err
+	}
+	dl, err := download.New(
+		// The default policy refuses loopback and metadata addresses;
+		// this mirror is on loopback, so allow exactly that.
+		download.WithPolicy(download.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}),
+		download.WithConnections(4),
+	)
+	if err != nil {
+		return err
+	}
+	defer dl.CloseIdleConnections()
+	res, err := dl.Get(ctx, download.Request{
+		URL:      mirror.URL + "/" + filepath.Base(tmpl),
+		Path:     filepath.Join(primary, "7f3c-template.qcow2"),
+		Checksum: "{SHA-256}" + sum,
+	})
+	if err != nil {
+		return err
+	}
+	say("%s: %d bytes over %d connection(s), verified %v (%s)", filepath.Base(res.Path), res.Size, res.Connections, res.Verified, res.Digest[:19]+"...")
+	_, err = dl.Get(ctx, download.Request{
+		URL:      mirror.URL + "/" + filepath.Base(tmpl),
+		Path:     filepath.Join(primary, "wrong.qcow2"),
+		Checksum: "{SHA-256}" + sum[:63] + "0",
+	})
+	if _, serr := os.Stat(filepath.Join(primary, "wrong.qcow2")); err != nil && os.IsNotExist(serr) {
+		say("with a wrong checksum: refused, and nothing left on primary storage")
+	}
+
+	// 3. A VM disk cloned from it: an overlay whose size comes from the
 	// template and whose backing file is stored relative to its directory.
 	vm := filepath.Join(dir, "i-2-10-VM-root.qcow2")
 	step("create a linked clone of it for a VM")
@@ -58,7 +111,7 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	// 3. Would we accept each file as a template downloaded from a user?
+	// 4. Would we accept each file as a template downloaded from a user?
 	step("vet both as if they were templates downloaded from a user")
 	for _, p := range []string{tmpl, vm} {
 		v, err := vet(p)
@@ -73,7 +126,7 @@ func run(ctx context.Context, w io.Writer) error {
 		}
 	}
 
-	// 4. Metadata check, as qemu-img check does.
+	// 5. Metadata check, as qemu-img check does.
 	step("check refcounts and L1/L2 tables of both")
 	for _, p := range []string{tmpl, vm} {
 		res, err := qcow2.CheckFile(ctx, p)
@@ -83,7 +136,7 @@ func run(ctx context.Context, w io.Writer) error {
 		say("%s: %d corruptions, %d leaks, image ends at %d bytes", filepath.Base(p), res.Corruptions, res.Leaks, res.ImageEndOffset)
 	}
 
-	// 5. On a migration destination the template lives elsewhere: point the
+	// 6. On a migration destination the template lives elsewhere: point the
 	// clone at it without touching data (qemu-img rebase -u).
 	step("rebase the clone onto the template's path on a migration destination")
 	dest := "/var/lib/libvirt/images/centos-template.qcow2"
@@ -96,8 +149,75 @@ func run(ctx context.Context, w io.Writer) error {
 	}
 	say("%s now backed by %s (%s)", filepath.Base(vm), img.BackingFile, img.BackingFormat)
 
+	// 7. The template's records, shared by the zones that offer it.
+	if err := records(ctx, step, say, filepath.Join(dir, "templates.sqlite"), sum); err != nil {
+		return err
+	}
+
 	step("done; everything was created under a temporary directory and removed")
 	return nil
+}
+
+// records registers the template in two zones of a SQLite repository,
+// copies it to a third, and deletes it zone by zone: its details survive
+// until the last zone goes (CloudStack 4.19 and 4.20 wiped them in every
+// zone, apache/cloudstack#10600).
+func records(ctx context.Context, step, say func(string, ...any), db, sum string) error {
+	step("register the template in zones 1 and 2 with UEFI=secure, copy it to zone 3")
+	repo, err := sqlrepo.Open(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	t, err := repo.Register(ctx, template.NewTemplate{
+		Name: "centos-9", Format: template.QCOW2, Hypervisor: "KVM", DirectDownload: true,
+		URL: "https://mirror.example/centos-template.qcow2", Checksum: "{SHA-256}" + sum,
+		Details: map[string]string{"UEFI": "secure"},
+	}, 1, 2)
+	if err != nil {
+		return err
+	}
+	if err := repo.CopyToZone(ctx, t.ID, 3); err != nil {
+		return err
+	}
+	show := func() error {
+		got, err := repo.Get(ctx, t.ID, template.IncludeRemoved())
+		if err != nil {
+			return err
+		}
+		state := "active"
+		if !got.Removed.IsZero() {
+			state = "removed"
+		}
+		say("template %d: %s, zones %v, details %v", got.ID, state, got.Zones, got.Details)
+		return nil
+	}
+	if err := show(); err != nil {
+		return err
+	}
+	for _, z := range []template.ZoneID{2, 1, 3} {
+		step("delete it from zone %d", z)
+		if _, err := repo.DeleteFromZone(ctx, t.ID, z, template.DeleteOptions{}); err != nil {
+			return err
+		}
+		if err := show(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)), nil
 }
 
 func describe(say func(string, ...any), path string) error {

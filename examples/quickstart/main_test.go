@@ -24,6 +24,12 @@ func TestQuickstart(t *testing.T) {
 		"centos-template.qcow2: 0 corruptions, 0 leaks",
 		"i-2-10-VM-root.qcow2: 0 corruptions, 0 leaks",
 		"now backed by /var/lib/libvirt/images/centos-template.qcow2 (qcow2)",
+		"7f3c-template.qcow2: 196928 bytes over 1 connection(s), verified true (sha256:",
+		"with a wrong checksum: refused, and nothing left on primary storage",
+		"template 1: active, zones [1 2 3], details map[UEFI:secure]",
+		"template 1: active, zones [1 3], details map[UEFI:secure]",
+		"template 1: active, zones [3], details map[UEFI:secure]",
+		"template 1: removed, zones [], details map[]",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q\n%s", want, got)
