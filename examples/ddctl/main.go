@@ -19,6 +19,18 @@
 //	ddctl qcow2 check [-json] FILE
 //	ddctl qcow2 rebase -u -b BACKING -F FMT FILE
 //	ddctl qcow2 inspect [-json] [-max-size SIZE] [-allow-backing] FILE
+//	ddctl template register -db DSN -name N -url U [-checksum S] [-format F] [-type T]
+//	      [-direct] [-detail K=V]... -zone Z [-zone Z]...
+//	ddctl template copy -db DSN -id ID -zone Z
+//	ddctl template delete -db DSN -id ID [-zone Z] [-force]
+//	ddctl template details -db DSN -id ID [-set K=V]... [-remove K]... [-json]
+//	ddctl template list -db DSN [-zone Z] [-name S] [-all] [-json]
+//	ddctl template show -db DSN -id ID [-json]
+//
+// The template commands keep records in the database -db names: a SQLite
+// file path (created on first use, shareable by several processes) or a
+// postgres:// URL. Zones are numeric ids. template register prints the new
+// template's id as the only line on stdout.
 package main
 
 import (
@@ -69,7 +81,8 @@ func usageErr(format string, args ...any) error {
 
 // groups are the commands with subcommands, such as qcow2 create.
 var groups = map[string]map[string]command{
-	"qcow2": qcow2Commands,
+	"qcow2":    qcow2Commands,
+	"template": templateCommands,
 }
 
 // singles are the commands without subcommands, such as download.
