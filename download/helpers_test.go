@@ -121,3 +121,16 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+// cancelAfter returns an option and a context for a first download that is
+// cancelled once at least n bytes of it are written, whatever the machine's
+// speed: the progress sink cancels it.
+func cancelAfter(t testing.TB, n int64) (download.Option, context.Context) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return download.WithProgress(func(p download.Progress) {
+		if p.Done >= n {
+			cancel()
+		}
+	}, 5*time.Millisecond), ctx
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"strconv"
 	"strings"
@@ -99,11 +100,35 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.SetMaxIdleConns(PostgresMaxConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
-	if err := db.PingContext(ctx); err != nil {
+	if err := ping(ctx, db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlstore: open %s database %s: %w", d.dialect, d.name, err)
 	}
 	return d, nil
+}
+
+// ping opens the first connection, which applies the SQLite pragmas. When
+// several processes open a new SQLite file at once, switching it to WAL can
+// fail with SQLITE_BUSY without the busy handler being asked (SQLite does
+// not wait on some lock escalations, to avoid deadlock), so a busy first
+// connection is tried again, for up to BusyTimeout.
+func ping(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(BusyTimeout)
+	wait := 5 * time.Millisecond
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !IsRetryable(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait + time.Duration(rand.Int64N(int64(wait))))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
 }
 
 // IsPostgresDSN reports whether Open takes dsn for PostgreSQL.
