@@ -29,6 +29,10 @@
 //     returns, so a transaction that committed survives a power cut. NORMAL
 //     would save that fsync but may lose the last commits on power loss;
 //     template records are few and written rarely, so durability wins.
+//   - cache_size=32 MiB (SQLite's default is 2 MiB): rows of one zone lie
+//     scattered among other zones' rows, and with the default cache a
+//     zone's listing slowed by half from 1,000 to 100,000 templates in
+//     total; with 32 MiB it stays within a fifth (see BENCHMARKS.md).
 //   - write transactions start with BEGIN IMMEDIATE (the driver's
 //     _txlock=immediate), so two writers serialize at BEGIN instead of
 //     one failing with SQLITE_BUSY when it upgrades its read lock.

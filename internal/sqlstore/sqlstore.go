@@ -144,6 +144,7 @@ func sqliteDSN(dsn string) string {
 	params.Add("_pragma", "journal_mode(WAL)")
 	params.Add("_pragma", "foreign_keys(1)")
 	params.Add("_pragma", "synchronous(FULL)")
+	params.Add("_pragma", "cache_size(-32768)")
 	params.Set("_txlock", "immediate")
 	if strings.HasPrefix(dsn, "file:") {
 		sep := "?"
