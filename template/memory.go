@@ -126,29 +126,10 @@ func (m *Memory) Register(ctx context.Context, n NewTemplate, zones ...ZoneID) (
 		return Template{}, fmt.Errorf("%w: UUID %s is already used by template %d", ErrConflict, uuid, other)
 	}
 	m.lastID++
-	details := maps.Clone(n.Details)
-	if details == nil {
-		details = map[string]string{}
-	}
+	t := n.Record(zs, now())
+	t.ID, t.UUID = m.lastID, uuid
 	mt := &memTemplate{
-		t: Template{
-			ID:             m.lastID,
-			UUID:           uuid,
-			Name:           n.Name,
-			DisplayText:    n.DisplayText,
-			Format:         n.Format,
-			Type:           n.Type,
-			Hypervisor:     n.Hypervisor,
-			URL:            n.URL,
-			Checksum:       n.Checksum,
-			DirectDownload: n.DirectDownload,
-			Size:           n.Size,
-			PhysicalSize:   n.PhysicalSize,
-			Owner:          n.Owner,
-			Created:        now(),
-			Details:        details,
-			Zones:          zs,
-		},
+		t:      t,
 		refs:   map[StoreID]StoreRef{},
 		usages: map[Usage]struct{}{},
 	}
@@ -467,13 +448,9 @@ func (m *Memory) UpdateStoreRef(ctx context.Context, id ID, store StoreID, versi
 		return StoreRef{}, err
 	}
 	defer m.mu.Unlock()
-	mt, err := m.active(id)
+	mt, ref, err := m.ref(id, store)
 	if err != nil {
 		return StoreRef{}, err
-	}
-	ref, ok := mt.refs[store]
-	if !ok {
-		return StoreRef{}, refNotFound(id, store)
 	}
 	if ref.Version != version {
 		return StoreRef{}, &ConflictError{Template: id, Store: store, Have: version, Current: ref.Version}
@@ -493,8 +470,17 @@ func (m *Memory) UpdateStoreRef(ctx context.Context, id ID, store StoreID, versi
 	return ref, nil
 }
 
-func refNotFound(id ID, store StoreID) error {
-	return fmt.Errorf("%w: store %d has no ref of template %d", ErrNotFound, store, id)
+// ref finds the ref of active template id on store; m.mu is held.
+func (m *Memory) ref(id ID, store StoreID) (*memTemplate, StoreRef, error) {
+	mt, err := m.active(id)
+	if err != nil {
+		return nil, StoreRef{}, err
+	}
+	ref, ok := mt.refs[store]
+	if !ok {
+		return nil, StoreRef{}, fmt.Errorf("%w: store %d has no ref of template %d", ErrNotFound, store, id)
+	}
+	return mt, ref, nil
 }
 
 // StoreRef returns the ref of template id on store.
@@ -503,15 +489,8 @@ func (m *Memory) StoreRef(ctx context.Context, id ID, store StoreID) (StoreRef, 
 		return StoreRef{}, err
 	}
 	defer m.mu.Unlock()
-	mt, err := m.active(id)
-	if err != nil {
-		return StoreRef{}, err
-	}
-	ref, ok := mt.refs[store]
-	if !ok {
-		return StoreRef{}, refNotFound(id, store)
-	}
-	return ref, nil
+	_, ref, err := m.ref(id, store)
+	return ref, err
 }
 
 // StoreRefs returns the refs of template id, by ascending store ID.

@@ -149,28 +149,8 @@ func (r *Repo) Register(ctx context.Context, n template.NewTemplate, zones ...te
 	if err != nil {
 		return template.Template{}, err
 	}
-	details := maps.Clone(n.Details)
-	if details == nil {
-		details = map[string]string{}
-	}
-	t := template.Template{
-		UUID:           n.UUID,
-		Name:           n.Name,
-		DisplayText:    n.DisplayText,
-		Format:         n.Format,
-		Type:           n.Type,
-		Hypervisor:     n.Hypervisor,
-		URL:            n.URL,
-		Checksum:       n.Checksum,
-		DirectDownload: n.DirectDownload,
-		Size:           n.Size,
-		PhysicalSize:   n.PhysicalSize,
-		Owner:          n.Owner,
-		Details:        details,
-		Zones:          zs,
-	}
+	t := n.Record(zs, sqlstore.Now())
 	err = r.write(ctx, func(tx *sql.Tx) error {
-		t.Created = sqlstore.Now()
 		created := sqlstore.UnixNano(t.Created)
 		if n.UUID == "" {
 			t.UUID = template.NewUUID()
@@ -204,9 +184,9 @@ func (r *Repo) Register(ctx context.Context, n template.NewTemplate, zones ...te
 				return r.dbError(err, "offer template %d in zone %d", t.ID, z)
 			}
 		}
-		for _, k := range slices.Sorted(maps.Keys(details)) {
+		for _, k := range slices.Sorted(maps.Keys(t.Details)) {
 			if _, err := tx.ExecContext(ctx, r.q(`INSERT INTO template_details (template_id, key, value) VALUES (?, ?, ?)`),
-				t.ID, k, details[k]); err != nil {
+				t.ID, k, t.Details[k]); err != nil {
 				return r.dbError(err, "set detail %q of template %d", k, t.ID)
 			}
 		}
