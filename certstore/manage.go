@@ -42,7 +42,8 @@ type hostLock struct {
 // Option configures a Registry.
 type Option func(*Registry) error
 
-// WithConcurrency sets how many hosts Sync works on at once. Default 16.
+// WithConcurrency sets how many hosts Sync works on at once. Default 32:
+// a host's sync is mostly waiting on the network (see BENCHMARKS.md).
 func WithConcurrency(n int) Option {
 	return func(r *Registry) error {
 		if n < 1 {
@@ -100,7 +101,7 @@ func NewRegistry(db Database, hosts Hosts, opts ...Option) (*Registry, error) {
 	r := &Registry{
 		db:          db,
 		hosts:       hosts,
-		concurrency: 16,
+		concurrency: 32,
 		hostTimeout: time.Minute,
 		thresholds:  Thresholds{}.withDefaults(),
 		now:         time.Now,
