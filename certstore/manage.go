@@ -39,12 +39,12 @@ type hostLock struct {
 	refs int
 }
 
-// Option configures a Registry.
-type Option func(*Registry) error
+// RegistryOption configures a Registry.
+type RegistryOption func(*Registry) error
 
 // WithConcurrency sets how many hosts Sync works on at once. Default 32:
 // a host's sync is mostly waiting on the network (see BENCHMARKS.md).
-func WithConcurrency(n int) Option {
+func WithConcurrency(n int) RegistryOption {
 	return func(r *Registry) error {
 		if n < 1 {
 			return fmt.Errorf("certstore: concurrency must be at least 1, got %d", n)
@@ -56,7 +56,7 @@ func WithConcurrency(n int) Option {
 
 // WithHostTimeout bounds the work on one host in one sync: reading its
 // store, changing it and reading it back. Default 1 minute.
-func WithHostTimeout(d time.Duration) Option {
+func WithHostTimeout(d time.Duration) RegistryOption {
 	return func(r *Registry) error {
 		if d <= 0 {
 			return fmt.Errorf("certstore: host timeout must be positive, got %v", d)
@@ -68,7 +68,7 @@ func WithHostTimeout(d time.Duration) Option {
 
 // WithThresholds sets the expiry thresholds of upload warnings and
 // ExpiryReport. Default: 30 and 7 days.
-func WithThresholds(t Thresholds) Option {
+func WithThresholds(t Thresholds) RegistryOption {
 	return func(r *Registry) error {
 		r.thresholds = t.withDefaults()
 		return nil
@@ -76,7 +76,7 @@ func WithThresholds(t Thresholds) Option {
 }
 
 // WithClock sets the clock, for tests. Default time.Now.
-func WithClock(now func() time.Time) Option {
+func WithClock(now func() time.Time) RegistryOption {
 	return func(r *Registry) error {
 		r.now = now
 		return nil
@@ -84,7 +84,7 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithLogger logs each host change and failure to l. Default: no logging.
-func WithLogger(l *slog.Logger) Option {
+func WithLogger(l *slog.Logger) RegistryOption {
 	return func(r *Registry) error {
 		r.log = l
 		return nil
@@ -94,7 +94,7 @@ func WithLogger(l *slog.Logger) Option {
 // NewRegistry returns a Registry keeping its records in db and reaching
 // hosts through hosts, which may be nil for a registry that only records
 // (Sync then fails, and Upload and Revoke change no host).
-func NewRegistry(db Database, hosts Hosts, opts ...Option) (*Registry, error) {
+func NewRegistry(db Database, hosts Hosts, opts ...RegistryOption) (*Registry, error) {
 	if db == nil {
 		return nil, errors.New("certstore: NewRegistry needs a Database")
 	}

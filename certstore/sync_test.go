@@ -12,7 +12,7 @@ import (
 )
 
 // regSetup is a registry over a MemoryDB and a changeable inventory.
-func regSetup(t *testing.T, opts ...certstore.Option) (*certstore.Registry, *regHosts, certstore.Database) {
+func regSetup(t *testing.T, opts ...certstore.RegistryOption) (*certstore.Registry, *regHosts, certstore.Database) {
 	t.Helper()
 	db := certstore.NewMemoryDB()
 	hosts := &regHosts{}
