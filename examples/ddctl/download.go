@@ -13,8 +13,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/x509"
-	"encoding/binary"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,10 +25,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pavlo-v-chernykh/keystore-go/v4"
 	"golang.org/x/term"
-	"software.sslmate.com/src/go-pkcs12"
 
+	"github.com/directdl/directdl/certstore"
 	"github.com/directdl/directdl/download"
 	"github.com/directdl/directdl/qcow2"
 )
@@ -470,151 +467,77 @@ func trustPool(caFiles []string, store, pass string) (*x509.CertPool, error) {
 	if len(caFiles) == 0 && store == "" {
 		return nil, nil
 	}
-	pool := x509.NewCertPool()
+	var certs []*x509.Certificate
 	for _, name := range caFiles {
-		certs, err := readPEMCerts(name)
+		c, err := readPEMCerts(name)
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range certs {
-			pool.AddCert(c)
-		}
+		certs = append(certs, c...)
 	}
 	if store != "" {
-		certs, err := readTruststore(store, pass)
+		c, err := readTruststore(store, pass)
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range certs {
-			pool.AddCert(c)
-		}
+		certs = append(certs, c...)
 	}
-	return pool, nil
+	entries := make([]certstore.Entry, len(certs))
+	for i, c := range certs {
+		entries[i] = certstore.Entry{Cert: c}
+	}
+	return certstore.NewCertPool(entries), nil
 }
 
-// readPEMCerts reads every CERTIFICATE block of a PEM file; other blocks
-// are skipped.
+// readPEMCerts reads every CERTIFICATE block of a PEM file; other blocks,
+// such as a private key, are skipped.
 func readPEMCerts(name string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("-ca-file: %w", err)
 	}
-	var certs []*x509.Certificate
-	for rest := data; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("-ca-file %s: certificate %d: %w", name, len(certs)+1, err)
-		}
-		certs = append(certs, c)
+	noPEM := fmt.Errorf("-ca-file %s holds no PEM CERTIFICATE block; give CA certificates as PEM (-----BEGIN CERTIFICATE-----), or a JKS or PKCS12 store with -truststore", name)
+	if f, err := certstore.DetectFormat(data); err != nil || f != certstore.FormatPEM {
+		return nil, noPEM
 	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("-ca-file %s holds no PEM CERTIFICATE block; give CA certificates as PEM (-----BEGIN CERTIFICATE-----), or a JKS or PKCS12 store with -truststore", name)
+	entries, _, err := certstore.ReadStore(data, "")
+	if err != nil {
+		if !bytes.Contains(data, []byte("CERTIFICATE-----")) {
+			return nil, noPEM
+		}
+		return nil, fmt.Errorf("-ca-file %s: %w", name, err)
+	}
+	certs := make([]*x509.Certificate, len(entries))
+	for i, e := range entries {
+		certs[i] = e.Cert
 	}
 	return certs, nil
 }
 
-// Magic numbers at the start of Java key stores.
-const (
-	jksMagic   = 0xFEEDFEED
-	jceksMagic = 0xCECECECE
-)
-
 // readTruststore reads the certificates of a JKS or PKCS12 store, told
 // apart by their first bytes: the trusted certificate entries, and the
-// chains of private key entries.
+// chains of private key entries (a client that is given a store trusts
+// all of it).
 func readTruststore(name, pass string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, fmt.Errorf("-truststore: %w", err)
 	}
-	var certs []*x509.Certificate
+	if f, err := certstore.DetectFormat(data); err == nil && f == certstore.FormatPEM {
+		return nil, fmt.Errorf("-truststore %s is PEM, not a JKS or PKCS12 store; give it with -ca-file", name)
+	}
+	c, err := certstore.ReadStoreContents(data, pass)
 	switch {
-	case len(data) >= 4 && binary.BigEndian.Uint32(data) == jksMagic:
-		certs, err = readJKS(data, pass)
-	case len(data) >= 4 && binary.BigEndian.Uint32(data) == jceksMagic:
-		err = errors.New("is a JCEKS store, which is not supported; convert it with keytool -importkeystore -deststoretype PKCS12")
-	case len(data) > 0 && data[0] == 0x30: // a DER SEQUENCE
-		certs, err = readPKCS12(data, pass)
-	case bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN")):
-		err = errors.New("is PEM, not a JKS or PKCS12 store; give it with -ca-file")
-	default:
-		err = errors.New("is not a JKS or PKCS12 store")
+	case errors.Is(err, certstore.ErrWrongPassword):
+		return nil, fmt.Errorf("-truststore %s could not be opened with this -storepass: the password is wrong or the file is damaged", name)
+	case err != nil:
+		return nil, fmt.Errorf("-truststore %s: %w", name, err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("-truststore %s %w", name, err)
-	}
+	certs := c.Certificates()
 	if len(certs) == 0 {
 		return nil, fmt.Errorf("-truststore %s holds no certificate", name)
 	}
 	return certs, nil
-}
-
-// errStorepass is the error for a store whose integrity check failed with
-// the given password.
-var errStorepass = errors.New("could not be opened with this -storepass: the password is wrong or the file is damaged")
-
-func readJKS(data []byte, pass string) ([]*x509.Certificate, error) {
-	ks := keystore.New(keystore.WithOrderedAliases())
-	if err := ks.Load(bytes.NewReader(data), []byte(pass)); err != nil {
-		// keystore-go reports a failed integrity check only by this text.
-		if strings.Contains(err.Error(), "invalid digest") {
-			return nil, errStorepass
-		}
-		return nil, fmt.Errorf("is not a readable JKS store: %w", err)
-	}
-	var certs []*x509.Certificate
-	for _, alias := range ks.Aliases() {
-		var entries []keystore.Certificate
-		switch {
-		case ks.IsTrustedCertificateEntry(alias):
-			e, err := ks.GetTrustedCertificateEntry(alias)
-			if err != nil {
-				return nil, fmt.Errorf("has an unreadable entry %q: %w", alias, err)
-			}
-			entries = []keystore.Certificate{e.Certificate}
-		case ks.IsPrivateKeyEntry(alias):
-			chain, err := ks.GetPrivateKeyEntryCertificateChain(alias)
-			if err != nil {
-				return nil, fmt.Errorf("has an unreadable entry %q: %w", alias, err)
-			}
-			entries = chain
-		}
-		for _, e := range entries {
-			if e.Type != "X.509" {
-				continue
-			}
-			c, err := x509.ParseCertificate(e.Content)
-			if err != nil {
-				return nil, fmt.Errorf("has an unreadable entry %q: %w", alias, err)
-			}
-			certs = append(certs, c)
-		}
-	}
-	return certs, nil
-}
-
-func readPKCS12(data []byte, pass string) ([]*x509.Certificate, error) {
-	certs, err := pkcs12.DecodeTrustStore(data, pass)
-	if errors.Is(err, pkcs12.ErrIncorrectPassword) {
-		return nil, errStorepass
-	}
-	if err == nil {
-		return certs, nil
-	}
-	// Not a trust store of certificates only: a key store, whose one
-	// private key comes with its certificate chain.
-	if _, leaf, chain, err2 := pkcs12.DecodeChain(data, pass); err2 == nil {
-		return append([]*x509.Certificate{leaf}, chain...), nil
-	}
-	return nil, fmt.Errorf("is not a readable PKCS12 store: %w", err)
 }
 
 // stringList is a repeatable string flag.

@@ -26,6 +26,12 @@
 //	ddctl template details -db DSN -id ID [-set K=V]... [-remove K]... [-json]
 //	ddctl template list -db DSN [-zone Z] [-name S] [-all] [-json]
 //	ddctl template show -db DSN -id ID [-json]
+//	ddctl probe [-json] [-aia] [-ca-file PEM]... [-allow-cidr CIDR]... [-all-addresses]
+//	      [-follow-unverified] [-no-system-roots] [-max-redirects N] [-timeout D] URL
+//	ddctl certs fetch [-aia] [-ca-file PEM]... [-allow-cidr CIDR]... -o FILE URL
+//	ddctl keystore import -keystore FILE -storepass P -alias A -file PEM [-force] [-json]
+//	ddctl keystore list -keystore FILE -storepass P [-alias A] [-json]
+//	ddctl keystore delete -keystore FILE -storepass P -alias A [-json]
 //
 // The template commands keep records in the database -db names: a SQLite
 // file path (created on first use, shareable by several processes) or a
@@ -83,11 +89,14 @@ func usageErr(format string, args ...any) error {
 var groups = map[string]map[string]command{
 	"qcow2":    qcow2Commands,
 	"template": templateCommands,
+	"certs":    certsCommands,
+	"keystore": keystoreCommands,
 }
 
 // singles are the commands without subcommands, such as download.
 var singles = map[string]command{
 	"download": {downloadUsage, downloadCmd},
+	"probe":    {probeUsage, probeCmd},
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
