@@ -186,6 +186,7 @@ func TestResumeAfterCancel(t *testing.T) {
 	if !leftovers(t, dest) {
 		t.Fatal("nothing kept to resume from")
 	}
+	waitIdle(t, s)
 	s.ResetStats()
 	s.SetFaults(faultserver.Faults{})
 	res, err := cl.Get(context.Background(), download.Request{URL: s.URL("/r"), Path: dest, Checksum: want})
@@ -195,8 +196,6 @@ func TestResumeAfterCancel(t *testing.T) {
 	if res.ResumedFrom < 1<<20 || !res.Verified {
 		t.Errorf("resumed from %d, verified %v: want a verified resume", res.ResumedFrom, res.Verified)
 	}
-	// The server's count may include what the first run's handlers still
-	// pushed into closed connections after ResetStats.
 	missing := size - res.ResumedFrom
 	if sent := s.Stats().BytesServed; sent > missing+(512<<10) || res.BytesTransferred < missing || res.BytesTransferred > missing+(256<<10) {
 		t.Errorf("second run: server sent %d, result says %d, for %d missing bytes", sent, res.BytesTransferred, missing)

@@ -134,3 +134,17 @@ func cancelAfter(t testing.TB, n int64) (download.Option, context.Context) {
 		}
 	}, 5*time.Millisecond), ctx
 }
+
+// waitIdle waits until the server handles no request, so that bytes a
+// cancelled run's handlers still push into closed connections are counted
+// before the caller resets the server's statistics, not after.
+func waitIdle(t testing.TB, s *faultserver.Server) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Stats().ActiveRequests > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("server still handles %d requests after 30s", s.Stats().ActiveRequests)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
