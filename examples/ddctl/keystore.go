@@ -164,10 +164,16 @@ func keystoreError(err error) error {
 type entryJSON struct {
 	Alias string `json:"alias"`
 	certstore.CertInfo
+	// DaysLeft and Expiry are the certificate's expiry at the default
+	// thresholds (certstore.CheckExpiry: warning at 30 days, critical at 7).
+	DaysLeft int             `json:"days_left"`
+	Expiry   certstore.Level `json:"expiry"`
+	line     string
 }
 
 func describeEntry(e certstore.Entry) entryJSON {
-	return entryJSON{Alias: e.Alias, CertInfo: certstore.Describe(e.Cert)}
+	x := certstore.CheckExpiry(e.Alias, []certstore.Entry{e}, time.Now(), certstore.Thresholds{}).Certs[0]
+	return entryJSON{Alias: e.Alias, CertInfo: x.CertInfo, DaysLeft: x.DaysLeft, Expiry: x.Level, line: x.String()}
 }
 
 // keystoreImport is ddctl keystore import.
@@ -314,11 +320,19 @@ func keystoreList(ctx context.Context, e env, args []string) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stderr, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ALIAS\tSUBJECT\tNOT AFTER\tCA\tSHA-256")
+	fmt.Fprintln(tw, "ALIAS\tSUBJECT\tNOT AFTER\tEXPIRY\tCA\tSHA-256")
 	for _, x := range out {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", printable(x.Alias), printable(x.Subject), x.NotAfter.Format("2006-01-02"), x.IsCA, x.SHA256)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", printable(x.Alias), printable(x.Subject), x.NotAfter.Format("2006-01-02"), x.Expiry, x.IsCA, x.SHA256)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, x := range out {
+		if x.Expiry != certstore.LevelOK {
+			fmt.Fprintf(e.stderr, "ddctl: warning: %s\n", printable(x.line))
+		}
+	}
+	return nil
 }
 
 // keystoreDelete is ddctl keystore delete.

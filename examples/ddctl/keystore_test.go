@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/directdl/directdl/internal/faultserver"
 )
@@ -126,7 +127,7 @@ func TestKeystoreImportListDelete(t *testing.T) {
 						}
 					}
 				})
-				if !slices.Equal(keys, []string{"alias", "is_ca", "issuer", "not_after", "not_before", "sha256", "subject"}) {
+				if !slices.Equal(keys, []string{"alias", "days_left", "expiry", "is_ca", "issuer", "not_after", "not_before", "sha256", "subject"}) {
 					t.Errorf("list -json keys %q", keys)
 				}
 				fromJSON = append(fromJSON, m["alias"].(string)+" trustedCertEntry "+m["sha256"].(string))
@@ -244,5 +245,42 @@ func TestKeystoreUsage(t *testing.T) {
 	}
 	if _, err := os.Stat(store); err == nil {
 		t.Error("a failed command created the store")
+	}
+}
+
+// keystore list reports each entry's expiry at the default thresholds and
+// warns about those close to it.
+func TestKeystoreListExpiry(t *testing.T) {
+	t.Parallel()
+	p, err := faultserver.NewPKI(10 * 24 * time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := p.WritePEM(dir); err != nil {
+		t.Fatal(err)
+	}
+	store := filepath.Join(dir, "trust.p12")
+	ks := func(args ...string) (int, string, string) {
+		return ddctl(t, append(append([]string{"keystore"}, args...), "-keystore", store, "-storepass", "changeit")...)
+	}
+	if code, _, stderr := ks("import", "-alias", "int", "-file", filepath.Join(dir, "intermediate.pem")); code != 0 {
+		t.Fatalf("import: %d %s", code, stderr)
+	}
+	code, stdout, stderr := ks("list", "-json")
+	var got []struct {
+		Alias    string `json:"alias"`
+		DaysLeft int    `json:"days_left"`
+		Expiry   string `json:"expiry"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &got); code != 0 || err != nil {
+		t.Fatalf("list -json: exit %d, %v, %q %q", code, err, stdout, stderr)
+	}
+	if len(got) != 1 || got[0].Expiry != "warning" || got[0].DaysLeft < 9 || got[0].DaysLeft > 10 {
+		t.Errorf("list -json: %+v, want int with warning and 9-10 days left", got)
+	}
+	code, _, stderr = ks("list")
+	if code != 0 || !strings.Contains(stderr, "ddctl: warning: \"int\"") || !strings.Contains(stderr, "days left") {
+		t.Errorf("list: exit %d, stderr %q; want a warning line for int", code, stderr)
 	}
 }
