@@ -205,6 +205,15 @@ func (r *Registry) Upload(ctx context.Context, u Upload) (UploadResult, error) {
 	if err != nil {
 		return UploadResult{}, fmt.Errorf("upload of %q: %w", u.Alias, err)
 	}
+	if u.Host != 0 && r.hosts != nil {
+		// A host the inventory does not list yet may be added later; one
+		// it lists elsewhere is a mistake that would install nothing.
+		if h, err := r.host(ctx, u.Host); err == nil && (h.Zone != u.Zone || !strings.EqualFold(h.hypervisor(), hv)) {
+			return UploadResult{}, fmt.Errorf("certstore: upload of %q for host %d in zone %d: the host is in zone %d (%s); name its zone, or another host", u.Alias, u.Host, u.Zone, h.Zone, h.hypervisor())
+		} else if err != nil && !errors.Is(err, ErrNotFound) {
+			return UploadResult{}, err
+		}
+	}
 	c, err := r.db.AddCertificate(ctx, Certificate{
 		Alias: u.Alias, Zone: u.Zone, Hypervisor: hv, Host: u.Host, Chain: certs, Created: r.now().UTC(),
 	})

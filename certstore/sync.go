@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -166,38 +165,27 @@ func (r *Registry) syncHostLocked(ctx context.Context, h Host) HostResult {
 	ctx, cancel := context.WithTimeout(ctx, r.hostTimeout)
 	defer cancel()
 
-	certs, err := r.db.Certificates(ctx, Filter{Zone: h.Zone, Hypervisor: h.hypervisor(), IncludeRevoked: true})
+	certs, state, err := r.hostCertificates(ctx, h)
 	if err != nil {
 		res.Err = fmt.Errorf("reading the registry: %w", err)
 		return res
-	}
-	states, err := r.db.HostStates(ctx, 0, h.ID)
-	if err != nil {
-		res.Err = fmt.Errorf("reading the registry: %w", err)
-		return res
-	}
-	state := map[ID]HostState{}
-	for _, s := range states {
-		state[s.Cert] = s
 	}
 
-	// want: alias -> fingerprint the host must hold; drop: alias ->
-	// fingerprint of a revoked certificate to remove where still held.
+	// want: alias -> fingerprint the host must hold. Every other
+	// certificate the host may hold on the registry's behalf is dropped:
+	// revoked from the zone or from this host, or no longer for this host
+	// (it moved to another zone). Dropped certificates are looked for at
+	// every sync, whatever was recorded before, so one that comes back (a
+	// store restored from a backup) is removed again.
 	var wanted, dropped []Certificate
 	want := map[string]string{}
 	for _, c := range certs {
-		if !c.appliesTo(h) {
-			continue
-		}
-		if c.Active() && !state[c.ID].Revoked {
+		if c.appliesTo(h) && c.Active() && !state[c.ID].Revoked {
 			wanted = append(wanted, c)
 			for _, e := range c.Entries() {
-				want[strings.ToLower(e.Alias)] = Fingerprint(e.Cert)
+				want[e.Alias] = Fingerprint(e.Cert)
 			}
-		} else if state[c.ID].Status != Removed || c.Active() {
-			// A certificate already confirmed removed is checked again only
-			// while it is revoked for this host alone: the zone may still
-			// install it elsewhere, so its alias is worth watching here.
+		} else {
 			dropped = append(dropped, c)
 		}
 	}
@@ -209,12 +197,12 @@ func (r *Registry) syncHostLocked(ctx context.Context, h Host) HostResult {
 	held, err := r.readStore(ctx, h)
 	if err != nil {
 		res.Err = err
-		r.record(recCtx, h, append(wanted, dropped...), state, nil, err, &res)
+		r.record(recCtx, h, wanted, dropped, want, state, nil, err, &res)
 		return res
 	}
 	for _, c := range dropped {
 		for _, e := range c.Entries() {
-			a := strings.ToLower(e.Alias)
+			a := e.Alias
 			if _, ok := want[a]; ok || held[a] != Fingerprint(e.Cert) {
 				continue
 			}
@@ -227,7 +215,7 @@ func (r *Registry) syncHostLocked(ctx context.Context, h Host) HostResult {
 	}
 	for _, c := range wanted {
 		for _, e := range c.Entries() {
-			a := strings.ToLower(e.Alias)
+			a := e.Alias
 			if held[a] == want[a] {
 				continue
 			}
@@ -246,7 +234,7 @@ func (r *Registry) syncHostLocked(ctx context.Context, h Host) HostResult {
 		}
 	}
 	opErr := errors.Join(errs...)
-	r.record(recCtx, h, append(wanted, dropped...), state, after, opErr, &res)
+	r.record(recCtx, h, wanted, dropped, want, state, after, opErr, &res)
 	if res.Err == nil && res.Failed > 0 {
 		res.Err = opErr
 		if res.Err == nil {
@@ -262,7 +250,10 @@ func (r *Registry) syncHostLocked(ctx context.Context, h Host) HostResult {
 	return res
 }
 
-// readStore reads a host's trust store as alias -> fingerprint.
+// readStore reads a host's trust store as alias -> fingerprint. Aliases
+// are compared exactly: the registry's are lowercase, and an entry whose
+// alias is not (as some tools write JKS files) is one Java ignores, so it
+// does not count as holding the certificate.
 func (r *Registry) readStore(ctx context.Context, h Host) (map[string]string, error) {
 	entries, err := h.Store.Entries(ctx)
 	if err != nil {
@@ -271,32 +262,76 @@ func (r *Registry) readStore(ctx context.Context, h Host) (map[string]string, er
 	held := make(map[string]string, len(entries))
 	for _, e := range entries {
 		if e.Cert != nil {
-			held[strings.ToLower(e.Alias)] = Fingerprint(e.Cert)
+			held[e.Alias] = Fingerprint(e.Cert)
 		}
 	}
 	return held, nil
 }
 
+// hostCertificates returns the certificates Sync must consider for h (its
+// zone's, active or revoked, and any other the host has a recorded state
+// for, such as those of a zone it left) and the host's states by
+// certificate. It reads under the host's lock, so a revoke recorded before
+// the lock was taken is always seen.
+func (r *Registry) hostCertificates(ctx context.Context, h Host) ([]Certificate, map[ID]HostState, error) {
+	certs, err := r.db.Certificates(ctx, Filter{Zone: h.Zone, Hypervisor: h.hypervisor(), IncludeRevoked: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	states, err := r.db.HostStates(ctx, 0, h.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	state := make(map[ID]HostState, len(states))
+	have := make(map[ID]bool, len(certs))
+	for _, c := range certs {
+		have[c.ID] = true
+	}
+	for _, s := range states {
+		state[s.Cert] = s
+		if have[s.Cert] {
+			continue
+		}
+		cs, err := r.db.Certificates(ctx, Filter{ID: s.Cert, IncludeRevoked: true})
+		if err != nil {
+			return nil, nil, err
+		}
+		certs = append(certs, cs...)
+		have[s.Cert] = true
+	}
+	return certs, state, nil
+}
+
 // record works out and stores each certificate's state on h from what the
 // store held when read back (nil when it could not be read: every
-// certificate failed with opErr).
-func (r *Registry) record(ctx context.Context, h Host, certs []Certificate, state map[ID]HostState, after map[string]string, opErr error, res *HostResult) {
+// certificate failed with opErr). A dropped certificate counts as removed
+// when none of its entries is held, except under an alias a wanted
+// certificate holds with the same certificate (the same certificate
+// uploaded again after a revoke).
+func (r *Registry) record(ctx context.Context, h Host, wanted, dropped []Certificate, want map[string]string, state map[ID]HostState, after map[string]string, opErr error, res *HostResult) {
 	now := r.now().UTC()
-	for _, c := range certs {
+	isWanted := make(map[ID]bool, len(wanted))
+	for _, c := range wanted {
+		isWanted[c.ID] = true
+	}
+	for _, c := range append(slices.Clone(wanted), dropped...) {
 		old, had := state[c.ID]
+		if !had && !isWanted[c.ID] && after != nil && !holdsAny(after, c, want) {
+			// Never installed here and not held: nothing to record.
+			continue
+		}
 		s := HostState{Cert: c.ID, Host: h.ID, Revoked: old.Revoked}
-		wanted := c.Active() && !old.Revoked
 		switch {
 		case after == nil:
 			s.Status, s.Error = Failed, errText(opErr)
-		case wanted && holdsAll(after, c):
+		case isWanted[c.ID] && holdsAll(after, c):
 			s.Status = Synced
-		case wanted:
+		case isWanted[c.ID]:
 			s.Status, s.Error = Failed, errText(opErr)
 			if s.Error == "" {
 				s.Error = "not in the trust store after importing it"
 			}
-		case !holdsAny(after, c):
+		case !holdsAny(after, c, want):
 			s.Status = Removed
 		default:
 			s.Status, s.Error = Failed, errText(opErr)
@@ -329,16 +364,19 @@ func errText(err error) string {
 
 func holdsAll(held map[string]string, c Certificate) bool {
 	for _, e := range c.Entries() {
-		if held[strings.ToLower(e.Alias)] != Fingerprint(e.Cert) {
+		if held[e.Alias] != Fingerprint(e.Cert) {
 			return false
 		}
 	}
 	return true
 }
 
-func holdsAny(held map[string]string, c Certificate) bool {
+// holdsAny reports whether held has one of c's entries, other than under
+// an alias that want gives the same certificate.
+func holdsAny(held map[string]string, c Certificate, want map[string]string) bool {
 	for _, e := range c.Entries() {
-		if held[strings.ToLower(e.Alias)] == Fingerprint(e.Cert) {
+		fp := Fingerprint(e.Cert)
+		if held[e.Alias] == fp && want[e.Alias] != fp {
 			return true
 		}
 	}
