@@ -3,7 +3,9 @@ package certstore
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -222,7 +224,7 @@ func (s *FileStore) readFile() (*fileContents, []byte, error) {
 	case FormatPKCS12:
 		var p *p12Contents
 		if p, err = readPKCS12(data, s.password); err == nil {
-			c.Trusted, c.Keys, c.other = p.trusted, p.keys, p.other
+			c.Trusted, c.Keys, c.other, c.derived = p.trusted, p.keys, p.other, p.derived
 		}
 	case FormatPEM:
 		var skipped int
@@ -243,9 +245,12 @@ func (s *FileStore) readFile() (*fileContents, []byte, error) {
 // name a private key entry. Importing what the store already holds
 // changes nothing. Every other entry is kept: a JKS store's private key
 // entries byte for byte (still encrypted, so no key password is needed).
-// A PKCS12 store holding a private key, or anything else certstore would
-// drop by writing the store back, is refused with an error wrapping
-// ErrNeedsKeytool; use a KeytoolStore for it.
+// A PKCS12 store holding a private key, or entries without a friendly
+// name (which certstore would rename by writing them back), or anything
+// else certstore would drop by writing the store back, is refused with an
+// error wrapping ErrNeedsKeytool; use a KeytoolStore for it. A PKCS12
+// store is written back as WritePKCS12 writes (AES-256, HMAC-SHA-256),
+// whatever protected it before.
 func (s *FileStore) Import(ctx context.Context, e Entry) error {
 	if err := ValidateAlias(e.Alias); err != nil {
 		return err
@@ -299,6 +304,11 @@ func (s *FileStore) change(ctx context.Context, alias string, cert *x509.Certifi
 	}
 	if len(c.other) > 0 {
 		return fmt.Errorf("%w: %s holds %s, which certstore cannot write back; change it with a KeytoolStore or by hand", ErrNeedsKeytool, s.path, strings.Join(c.other, ", "))
+	}
+	if len(c.derived) > 0 {
+		// Written back, they would get these made-up names as friendly
+		// names: renamed for Java, which numbers them now.
+		return fmt.Errorf("%w: %s is a PKCS12 store with entries that have no friendly name (certstore calls them %s, Java numbers them), which certstore cannot write back without renaming them; change it with a KeytoolStore (keytool -importcert, -delete)", ErrNeedsKeytool, s.path, strings.Join(c.derived, ", "))
 	}
 	switch {
 	case cert == nil:
@@ -413,6 +423,7 @@ func lockSidecar(ctx context.Context, path string) (func(), error) {
 type pemDirFile struct {
 	name    string // base name
 	entries []Entry
+	other   int // PEM blocks that are not certificates (a key)
 }
 
 // readDir reads a PEM directory's .pem and .crt files in name order.
@@ -441,7 +452,7 @@ func (s *FileStore) readDir() ([]Entry, []pemDirFile, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		fe, err := readPEMDirFile(name, data)
+		fe, other, err := readPEMDirFile(name, data)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", p, err)
 		}
@@ -452,23 +463,23 @@ func (s *FileStore) readDir() ([]Entry, []pemDirFile, error) {
 			from[e.Alias] = name
 		}
 		entries = append(entries, fe...)
-		files = append(files, pemDirFile{name: name, entries: fe})
+		files = append(files, pemDirFile{name: name, entries: fe, other: other})
 	}
 	return entries, files, nil
 }
 
-// readPEMDirFile reads one file of a PEM directory: no certificate (a
-// key file) gives no entry.
-func readPEMDirFile(name string, data []byte) ([]Entry, error) {
+// readPEMDirFile reads one file of a PEM directory, and counts its blocks
+// that are not certificates: no certificate (a key file) gives no entry.
+func readPEMDirFile(name string, data []byte) ([]Entry, int, error) {
 	if !bytes.Contains(data, []byte("-----BEGIN")) {
-		return nil, nil
+		return nil, 0, nil
 	}
-	fe, _, err := readPEMBlocks(data)
+	fe, other, err := readPEMBlocks(data)
 	if err != nil {
 		if !bytes.Contains(data, []byte("CERTIFICATE-----")) {
-			return nil, nil
+			return nil, 0, nil
 		}
-		return nil, err
+		return nil, 0, err
 	}
 	base := strings.TrimSuffix(name, filepath.Ext(name))
 	hasAliasLine := bytes.Contains(data, []byte(pemAliasPrefix))
@@ -481,14 +492,19 @@ func readPEMDirFile(name string, data []byte) ([]Entry, error) {
 			fe[i].Alias = fmt.Sprintf("%s-%d", base, i+1)
 		}
 	}
-	return fe, nil
+	return fe, other, nil
 }
 
-// changeDir sets or removes the entry alias of a PEM directory: a new
-// entry is written as ALIAS.pem, a replaced one over its file, a removed
-// one's file removed. An entry
-// from a file holding several, or from a file not named after it, is
-// refused: changing it would mean rewriting that file's other entries.
+// changeDir sets or removes the entry alias of a PEM directory: a
+// replaced entry is written over its file, a removed one's file removed,
+// and a new entry gets a file of its own, ALIAS.pem or, when a file of
+// that name exists (another entry's, a key, anything), the first free of
+// ALIAS-2.pem, ALIAS-3.pem, ..., with an alias line naming the entry. The
+// new file is created without ever replacing one (see writeNewFile), so
+// that no file the store did not write, and no other entry, is lost. An
+// entry from a file that also holds other certificates or blocks that are
+// not certificates (a key) is refused: changing it would mean rewriting
+// or removing them.
 func (s *FileStore) changeDir(alias string, cert *x509.Certificate) error {
 	_, files, err := s.readDir()
 	if err != nil {
@@ -500,9 +516,8 @@ func (s *FileStore) changeDir(alias string, cert *x509.Certificate) error {
 			if e.Alias != alias {
 				continue
 			}
-			base := strings.TrimSuffix(f.name, filepath.Ext(f.name))
-			if len(f.entries) != 1 || base != alias {
-				return fmt.Errorf("%w: alias %q comes from %s, which holds %d certificates; edit that file by hand", ErrNeedsKeytool, alias, filepath.Join(s.path, f.name), len(f.entries))
+			if len(f.entries) != 1 || f.other != 0 {
+				return fmt.Errorf("%w: alias %q comes from %s, which holds %d certificates and %d other PEM blocks; edit that file by hand", ErrNeedsKeytool, alias, filepath.Join(s.path, f.name), len(f.entries), f.other)
 			}
 			own = &files[i]
 		}
@@ -525,13 +540,96 @@ func (s *FileStore) changeDir(alias string, cert *x509.Certificate) error {
 	if err := writePEMEntries(&out, []Entry{{Alias: alias, Cert: cert}}); err != nil {
 		return err
 	}
-	// A replaced entry keeps its file (ALIAS.crt, say), so that no reader
-	// sees it missing or twice.
-	name := alias + ".pem"
 	if own != nil {
-		name = own.name
+		// A replaced entry keeps its file (ALIAS.crt, say), so that no
+		// reader sees it missing or twice.
+		return writeAtomic(filepath.Join(s.path, own.name), out.Bytes())
 	}
-	return writeAtomic(filepath.Join(s.path, name), out.Bytes())
+	for n := 1; n <= maxPEMNames; n++ {
+		name := alias + ".pem"
+		if n > 1 {
+			name = fmt.Sprintf("%s-%d.pem", alias, n)
+		}
+		if _, err := os.Lstat(filepath.Join(s.path, name)); !errors.Is(err, fs.ErrNotExist) {
+			continue // taken, or not to be touched
+		}
+		err := writeNewFile(s.path, name, out.Bytes())
+		if errors.Is(err, fs.ErrExist) {
+			continue // created since, by a process that does not lock
+		}
+		return err
+	}
+	return fmt.Errorf("%w: %s has files %s.pem to %s-%d.pem already; remove some", ErrNeedsKeytool, s.path, alias, alias, maxPEMNames)
+}
+
+// maxPEMNames is how many names changeDir tries for a new entry's file.
+const maxPEMNames = 100
+
+// writeNewFile creates the file name in dir holding data (mode 0644 less
+// the umask), failing with an error wrapping fs.ErrExist if name exists,
+// as O_EXCL does, and crash-safe as writeAtomic: the data is written and
+// synced under a hidden temporary name (".NAME.tmp-RANDOM", which readDir
+// skips), which is then hard-linked to name (link(2) never replaces a
+// file) and removed. Where the file system has no hard links, name is
+// created with O_EXCL and written in place.
+func writeNewFile(dir, name string, data []byte) error {
+	target := filepath.Join(dir, name)
+	f, err := createHiddenTemp(dir, name)
+	if err != nil {
+		return fmt.Errorf("certstore: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := writeSyncClose(f, data); err != nil {
+		return fmt.Errorf("certstore: writing %s: %w", tmp, err)
+	}
+	err = os.Link(tmp, target)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		return fmt.Errorf("certstore: %s: %w", target, err)
+	case err != nil:
+		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return fmt.Errorf("certstore: %w", err)
+		}
+		if err := writeSyncClose(f, data); err != nil {
+			os.Remove(target)
+			return fmt.Errorf("certstore: writing %s: %w", target, err)
+		}
+	}
+	if err := os.Remove(tmp); err != nil {
+		return fmt.Errorf("certstore: %w", err)
+	}
+	if err := atomicfile.SyncDir(dir); err != nil {
+		return fmt.Errorf("certstore: %s written, but not yet durable: %w", target, err)
+	}
+	return nil
+}
+
+// createHiddenTemp creates a new file ".NAME.tmp-RANDOM" in dir.
+func createHiddenTemp(dir, name string) (*os.File, error) {
+	for {
+		var r [6]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return nil, err
+		}
+		p := filepath.Join(dir, atomicfile.TempPrefix+name+".tmp-"+hex.EncodeToString(r[:]))
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+}
+
+func writeSyncClose(f *os.File, data []byte) error {
+	_, err := f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // RootCAs returns a pool of the store's trusted certificates as the file

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -480,4 +481,92 @@ func ksReadFile(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestFileStorePKCS12WithoutFriendlyNames lists a PKCS12 store whose
+// trusted certificate has no friendly name under the alias derived from
+// its fingerprint, but changes nothing in it: written back, the entry
+// would get that alias as its friendly name, and Java, which numbers it
+// now ("1"), would see it renamed.
+func TestFileStorePKCS12WithoutFriendlyNames(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := ksTestPKI(t, 0)
+	path := filepath.Join(t.TempDir(), "unnamed.p12")
+	data := ksP12Store(t, []p12SafeBag{ksP12CertBag(t, p.Root, "", nil, true), ksP12CertBag(t, p.Intermediate, "inter", nil, true)})
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenFileStore(path, "changeit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{derivedAlias(p.Root) + "=" + Fingerprint(p.Root), "inter=" + Fingerprint(p.Intermediate)}
+	if got, err := s.Entries(ctx); err != nil || !slices.Equal(ksSummary(got), want) {
+		t.Fatalf("Entries %q, %v; want %q", ksSummary(got), err, want)
+	}
+	if err := s.Import(ctx, Entry{"leaf", p.Leaf}); !errors.Is(err, ErrNeedsKeytool) || !strings.Contains(err.Error(), path) {
+		t.Errorf("Import: %v, want ErrNeedsKeytool naming %s", err, path)
+	}
+	if err := s.Delete(ctx, "inter"); !errors.Is(err, ErrNeedsKeytool) {
+		t.Errorf("Delete: %v, want ErrNeedsKeytool", err)
+	}
+	if got := ksReadFile(t, path); !bytes.Equal(got, data) {
+		t.Error("the store was rewritten")
+	}
+}
+
+// TestFileStorePEMDirectoryKeyAndCertificate refuses to change an entry
+// whose file also holds a key (a server's key and certificate in one
+// file): writing or removing the file would lose the key.
+func TestFileStorePEMDirectoryKeyAndCertificate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p, other := ksTestPKI(t, 0), ksTestPKI(t, 1)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "server.pem")
+	data := append([]byte("-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n"), EncodePEM(p.Leaf)...)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenFileStore(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Entries(ctx); err != nil || !slices.Equal(ksSummary(got), []string{"server=" + Fingerprint(p.Leaf)}) {
+		t.Fatalf("Entries %q, %v", ksSummary(got), err)
+	}
+	if err := s.Import(ctx, Entry{"server", other.Leaf}); !errors.Is(err, ErrNeedsKeytool) {
+		t.Errorf("Import over a key file's certificate: %v, want ErrNeedsKeytool", err)
+	}
+	if err := s.Delete(ctx, "server"); !errors.Is(err, ErrNeedsKeytool) {
+		t.Errorf("Delete of a key file's certificate: %v, want ErrNeedsKeytool", err)
+	}
+	if got := ksReadFile(t, path); !bytes.Equal(got, data) {
+		t.Error("server.pem was changed")
+	}
+}
+
+// TestWriteNewFile never replaces a file, and leaves no temporary file.
+func TestWriteNewFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := writeNewFile(dir, "a.pem", []byte("new")); err != nil {
+		t.Fatal(err)
+	}
+	if got := ksReadFile(t, filepath.Join(dir, "a.pem")); string(got) != "new" {
+		t.Errorf("a.pem holds %q", got)
+	}
+	if err := writeNewFile(dir, "a.pem", []byte("newer")); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("writing over a.pem: %v, want fs.ErrExist", err)
+	}
+	if got := ksReadFile(t, filepath.Join(dir, "a.pem")); string(got) != "new" {
+		t.Errorf("a.pem holds %q after a refused write", got)
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, "*")); len(names) != 1 {
+		t.Errorf("files %q, want a.pem alone", names)
+	}
+	if names, _ := filepath.Glob(filepath.Join(dir, ".*")); len(names) != 0 {
+		t.Errorf("left behind: %q", names)
+	}
 }

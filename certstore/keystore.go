@@ -28,6 +28,8 @@ import (
 
 	"github.com/pavlo-v-chernykh/keystore-go/v4"
 	"software.sslmate.com/src/go-pkcs12"
+
+	"github.com/directdl/directdl/internal/rc2"
 )
 
 // Errors of reading and writing key stores.
@@ -147,6 +149,11 @@ type StoreContents struct {
 	// Keys are the private key entries (keytool's PrivateKeyEntry), with
 	// their chains but never their keys. A PEM store has none.
 	Keys []KeyEntry
+
+	// derived are the aliases of a PKCS12 store's entries that have no
+	// friendly name, made up by certstore where Java names them "1",
+	// "2", ...: keytool would list them otherwise.
+	derived []string
 }
 
 // Certificates returns the certificates of every trusted entry, then of
@@ -171,13 +178,15 @@ func (s *StoreContents) Certificates() []*x509.Certificate {
 //
 // A JKS entry's alias is as stored, and its certificate type may be
 // "X.509" (keytool's) or "X509" (keystore-go's default). A PKCS12 entry's
-// alias is its friendly name in lowercase, as Java and keytool name it;
-// an entry without one, or any entry of a store whose certificates are
-// encrypted with a legacy cipher (RC2, as Java 8 and OpenSSL 1.x wrote
-// them, read through go-pkcs12), gets the alias derived from its
-// fingerprint that a PEM block without an alias line gets (see WritePEM).
-// A PEM bundle's blocks other than certificates (a key) are skipped, as a
-// key store's key entries are.
+// alias is its friendly name in lowercase, as Java and keytool name it,
+// whatever protects the store: PBES2 with AES (Java 12 and later, OpenSSL
+// 3), triple DES (Java 11), RC2 (Java 8, OpenSSL 1.x), a PBMAC1 MAC (Java
+// 26, OpenSSL 3.4); a store protected otherwise is refused. An entry
+// without a friendly name gets the alias derived from its fingerprint
+// that a PEM block without an alias line gets (see WritePEM), where Java
+// numbers it; FileStore will not write such a store back. A PEM bundle's
+// blocks other than certificates (a key) are skipped, as a key store's
+// key entries are.
 //
 // password is ignored for PEM. For JKS it must be Latin-1 text (as
 // keystore-go encodes each byte as one UTF-16 unit) and, unlike Java, an
@@ -222,7 +231,7 @@ func ReadStoreContents(data []byte, password string) (*StoreContents, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &StoreContents{Format: FormatPKCS12, Trusted: c.trusted, Keys: c.keys}, nil
+		return &StoreContents{Format: FormatPKCS12, Trusted: c.trusted, Keys: c.keys, derived: c.derived}, nil
 	default:
 		trusted, err := readPEMStore(data)
 		if err != nil {
@@ -246,9 +255,24 @@ func jksPassword(password string) ([]byte, error) {
 	return b, nil
 }
 
+// JKS structure limits that checkJKS enforces: no chain Java writes
+// comes near maxJKSChain certificates, and no X.509 certificate is
+// shorter than minJKSCert bytes (its validity alone takes 30).
+const (
+	maxJKSChain = 64
+	minJKSCert  = 64
+)
+
 // checkJKS walks the structure of a JKS store and checks that every
-// length and count fits in data, so that keystore-go, which allocates what
-// the lengths claim before reading, never allocates more than data's size.
+// length and count fits in data, that no private key entry's chain is
+// longer than maxJKSChain and no certificate shorter than minJKSCert.
+// keystore-go allocates what the lengths claim before it reads, and its
+// own structures besides: about 40 bytes for each certificate and 100 for
+// each entry. With these checks it allocates at most about five times
+// data's size: for a store of MaxStoreSize bytes, 37 MiB when it holds
+// the smallest private key entries without chains, 14 to 20 MiB when it
+// holds the smallest certificates. Without the last two checks, a chain
+// of empty certificates (6 bytes each) made it allocate 64 MiB.
 func checkJKS(data []byte) error {
 	r := jksWalker{b: data}
 	if r.u32() != jksMagic {
@@ -267,7 +291,12 @@ func checkJKS(data []byte) error {
 		if version == 2 {
 			r.skip(int(r.u16()))
 		}
-		r.skip(int(r.u32()))
+		off := r.off
+		if size := r.u32(); r.err == nil && size < minJKSCert {
+			r.err = fmt.Errorf("a certificate of %d bytes at offset %d, shorter than any X.509 certificate", size, off)
+		} else {
+			r.skip(int(size))
+		}
 	}
 	for i := uint32(0); i < n && r.err == nil; i++ {
 		tag := r.u32()
@@ -277,8 +306,8 @@ func checkJKS(data []byte) error {
 		case 1: // private key
 			r.skip(int(r.u32()))
 			certs := r.u32()
-			if r.err == nil && uint64(certs) > uint64(len(r.b)-r.off)/4 {
-				return fmt.Errorf("%w: JKS entry %d claims a chain of %d certificates, more than the store can hold", ErrInvalidStore, i+1, certs)
+			if r.err == nil && certs > maxJKSChain {
+				return fmt.Errorf("%w: JKS entry %d claims a chain of %d certificates, more than the %d certstore reads", ErrInvalidStore, i+1, certs, maxJKSChain)
 			}
 			for j := uint32(0); j < certs && r.err == nil; j++ {
 				cert()
@@ -628,13 +657,25 @@ func pemAlias(pre []byte) (string, bool) {
 // PKCS12 reading. go-pkcs12 v0.7.4 reads a trust store's certificates but
 // neither their friendly names (the aliases) nor a store that also holds a
 // private key, as keytool writes cloud.jks; so certstore walks the
-// structure itself, with the standard library's ciphers, and falls back to
-// go-pkcs12 (with derived aliases) for legacy ciphers it does not
-// implement.
+// structure itself, with the standard library's ciphers and internal/rc2,
+// and reads every protection go-pkcs12 reads (and some more): PBES2 with
+// PBKDF2 and AES, PKCS12's SHA-1 based triple DES, two-key triple DES and
+// RC2 (40 and 128 bits, as Java 8 and OpenSSL 1.x wrote), and MACs with
+// the PKCS12 key derivation or PBMAC1 (RFC 9579, as Java 26, OpenSSL 3.4
+// and go-pkcs12's Modern2026 write). A store protected otherwise is
+// refused, never read with aliases made up: a store written back from
+// such a read would rename its entries.
 
 // kdfLimit bounds the iteration count of one key derivation (Java's
-// PKCS12KeyStore refuses more) and kdfBudget the sum over a store, so that
-// a hostile store cannot make a read spin: keytool uses 10000.
+// PKCS12KeyStore refuses more) and kdfBudget the work of all of a store's
+// derivations, so that a hostile store cannot make a read spin. The work
+// is counted in hash iterations: the iteration count times the passes a
+// derivation makes (one per hash output of key or IV it derives, an HMAC
+// counting as two hashes, and the MAC twice when an empty password is
+// retried as none). Java 17's keytool uses 10000 iterations, and a store
+// it writes takes 30,000 of this budget (an HMAC-SHA-256 MAC, PBKDF2 with
+// HMAC-SHA-256 for an AES-256 key); keys, which certstore never decrypts,
+// take none.
 const (
 	kdfLimit  = 5_000_000
 	kdfBudget = 10_000_000
@@ -760,11 +801,11 @@ func p12Unmarshal(in []byte, out any) error {
 	return nil
 }
 
-// errP12Legacy is the cause when a store uses an algorithm certstore's own
-// reader does not implement; go-pkcs12 is then asked.
-type errP12Legacy struct{ what string }
-
-func (e *errP12Legacy) Error() string { return e.what }
+// p12Unsupported is the error of a store protected by an algorithm
+// certstore does not implement: what says which.
+func p12Unsupported(what string) error {
+	return fmt.Errorf("%w: this PKCS12 store %s, which certstore does not read; convert it with a current keytool: keytool -importkeystore -srckeystore OLD -destkeystore NEW -deststoretype PKCS12", ErrUnsupportedFormat, what)
+}
 
 // p12Contents is what readPKCS12 finds.
 type p12Contents struct {
@@ -774,6 +815,9 @@ type p12Contents struct {
 	// and keys' chains (certificates that are neither, CRLs, secrets), for
 	// the error of a writer that would drop it.
 	other []string
+	// derived are the aliases made up for entries without a friendly
+	// name, which Java names otherwise ("1", "2", ...).
+	derived []string
 }
 
 func readPKCS12(data []byte, password string) (*p12Contents, error) {
@@ -798,7 +842,7 @@ func readPKCS12(data []byte, password string) (*p12Contents, error) {
 	if err := p12Unmarshal(authSafe, &safes); err != nil {
 		return nil, fmt.Errorf("%w: PKCS12 authenticated safe: %v", ErrInvalidStore, err)
 	}
-	if err := p12CheckWork(&pfx, safes); err != nil {
+	if err := p12CheckWork(&pfx, safes, password); err != nil {
 		return nil, err
 	}
 
@@ -806,20 +850,17 @@ func readPKCS12(data []byte, password string) (*p12Contents, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(pfx.MacData.Mac.Algorithm.Algorithm) != 0 {
-		ok, err := p12VerifyMAC(&pfx.MacData, authSafe, bmp)
-		if err == nil && !ok && password == "" {
+	if alg := pfx.MacData.Mac.Algorithm.Algorithm; len(alg) != 0 {
+		ok, err := p12VerifyMAC(&pfx.MacData, authSafe, password, bmp)
+		if err == nil && !ok && password == "" && !alg.Equal(oidPBMAC1) {
 			// Some writers take an empty password as no bytes at all
 			// rather than a lone terminator.
 			bmp = nil
-			ok, err = p12VerifyMAC(&pfx.MacData, authSafe, bmp)
+			ok, err = p12VerifyMAC(&pfx.MacData, authSafe, password, bmp)
 		}
-		var legacy *errP12Legacy
 		switch {
-		case errors.As(err, &legacy):
-			return p12Fallback(data, password, legacy.what)
 		case err != nil:
-			return nil, fmt.Errorf("%w: PKCS12 MAC: %v", ErrInvalidStore, err)
+			return nil, err
 		case !ok:
 			return nil, ErrWrongPassword
 		}
@@ -839,11 +880,7 @@ func readPKCS12(data []byte, password string) (*p12Contents, error) {
 				return nil, fmt.Errorf("%w: PKCS12 safe %d: %v", ErrInvalidStore, i+1, err)
 			}
 			content, err = p12Decrypt(ed.EncryptedContentInfo.ContentEncryptionAlgorithm, ed.EncryptedContentInfo.EncryptedContent, password, bmp)
-			var legacy *errP12Legacy
-			switch {
-			case errors.As(err, &legacy):
-				return p12Fallback(data, password, legacy.what)
-			case err != nil:
+			if err != nil {
 				return nil, fmt.Errorf("PKCS12 safe %d: %w", i+1, err)
 			}
 		default:
@@ -862,31 +899,41 @@ func readPKCS12(data []byte, password string) (*p12Contents, error) {
 	return p12Entries(bags)
 }
 
-// p12CheckWork checks every iteration count in the store before any key
-// derivation runs.
-func p12CheckWork(pfx *p12PFX, safes []p12ContentInfo) error {
+// p12CheckWork checks every iteration count in the store, and the work
+// of all its key derivations (see kdfBudget), before any derivation runs.
+func p12CheckWork(pfx *p12PFX, safes []p12ContentInfo, password string) error {
 	total := 0
-	add := func(what string, n int) error {
-		if n < 1 || n > kdfLimit {
-			return fmt.Errorf("%w: PKCS12 %s has %d iterations; Java accepts 1 to %d", ErrInvalidStore, what, n, kdfLimit)
+	add := func(what string, iterations, passes int) error {
+		if passes == 0 {
+			return nil // an algorithm certstore refuses before deriving
 		}
-		if total += n; total > kdfBudget {
-			return fmt.Errorf("%w: PKCS12 store needs more than %d key derivation iterations in all", ErrInvalidStore, kdfBudget)
+		if iterations < 1 || iterations > kdfLimit {
+			return fmt.Errorf("%w: PKCS12 %s has %d iterations; Java accepts 1 to %d", ErrInvalidStore, what, iterations, kdfLimit)
+		}
+		if total += iterations * passes; total > kdfBudget {
+			return fmt.Errorf("%w: PKCS12 store needs more than %d hash iterations of key derivation in all", ErrInvalidStore, kdfBudget)
 		}
 		return nil
 	}
 	if alg := pfx.MacData.Mac.Algorithm; len(alg.Algorithm) != 0 {
-		n := pfx.MacData.Iterations
 		if alg.Algorithm.Equal(oidPBMAC1) {
-			var p p12PBMAC1Params
-			var k p12PBKDF2Params
-			if p12Unmarshal(alg.Parameters.FullBytes, &p) != nil || p12Unmarshal(p.KDF.Parameters.FullBytes, &k) != nil {
-				return fmt.Errorf("%w: PKCS12 PBMAC1 parameters do not parse", ErrInvalidStore)
+			_, k, prf, err := p12PBMAC1(alg)
+			if err != nil {
+				return err
 			}
-			n = k.Iterations
-		}
-		if err := add("MAC", n); err != nil {
-			return err
+			if err := add("MAC", k.Iterations, 2*p12Blocks(k.KeyLength, prf().Size())); err != nil {
+				return err
+			}
+		} else if h := p12Hash(alg.Algorithm); h != nil {
+			// The MAC key is one hash output: one pass, and a second
+			// when an empty password is retried as none.
+			passes := 1
+			if password == "" {
+				passes = 2
+			}
+			if err := add("MAC", pfx.MacData.Iterations, passes); err != nil {
+				return err
+			}
 		}
 	}
 	for i, ci := range safes {
@@ -897,35 +944,50 @@ func p12CheckWork(pfx *p12PFX, safes []p12ContentInfo) error {
 		if err := p12Unmarshal(ci.Content.Bytes, &ed); err != nil {
 			return fmt.Errorf("%w: PKCS12 safe %d: %v", ErrInvalidStore, i+1, err)
 		}
-		n, err := p12Iterations(ed.EncryptedContentInfo.ContentEncryptionAlgorithm)
+		n, passes, err := p12DecryptWork(ed.EncryptedContentInfo.ContentEncryptionAlgorithm)
 		if err != nil {
-			return fmt.Errorf("%w: PKCS12 safe %d: %v", ErrInvalidStore, i+1, err)
+			return fmt.Errorf("PKCS12 safe %d: %w", i+1, err)
 		}
-		if err := add(fmt.Sprintf("safe %d", i+1), n); err != nil {
+		if err := add(fmt.Sprintf("safe %d", i+1), n, passes); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// p12Iterations is the iteration count of a password-based encryption.
-func p12Iterations(alg pkix.AlgorithmIdentifier) (int, error) {
+// p12Blocks is the number of hash outputs of size u that make n bytes.
+func p12Blocks(n, u int) int { return (n + u - 1) / u }
+
+// p12DecryptWork is the iteration count of decrypting with alg and the
+// passes its key derivation makes; no passes for an algorithm p12Decrypt
+// refuses.
+func p12DecryptWork(alg pkix.AlgorithmIdentifier) (iterations, passes int, err error) {
 	if alg.Algorithm.Equal(oidPBES2) {
-		var p p12PBES2Params
-		var k p12PBKDF2Params
-		if err := p12Unmarshal(alg.Parameters.FullBytes, &p); err != nil {
-			return 0, fmt.Errorf("PBES2 parameters: %v", err)
+		p, k, prf, err := p12PBES2(alg)
+		var unsupported *errP12Unsupported
+		switch {
+		case errors.As(err, &unsupported):
+			return 0, 0, nil
+		case err != nil:
+			return 0, 0, err
 		}
-		if err := p12Unmarshal(p.KDF.Parameters.FullBytes, &k); err != nil {
-			return 0, fmt.Errorf("PBKDF2 parameters: %v", err)
+		keyLen, _ := p12AESKeyLen(p.Scheme.Algorithm)
+		if keyLen == 0 {
+			return 0, 0, nil
 		}
-		return k.Iterations, nil
+		// PBKDF2 computes one HMAC (two hashes) per iteration and block.
+		return k.Iterations, 2 * p12Blocks(keyLen, prf().Size()), nil
+	}
+	c := p12PBECipher(alg.Algorithm)
+	if c == nil {
+		return 0, 0, nil
 	}
 	var p p12PBEParams
 	if err := p12Unmarshal(alg.Parameters.FullBytes, &p); err != nil {
-		return 0, fmt.Errorf("encryption %v parameters: %v", alg.Algorithm, err)
+		return 0, 0, fmt.Errorf("%w: PBE parameters: %v", ErrInvalidStore, err)
 	}
-	return p.Iterations, nil
+	// The key, then the 8-byte IV, in SHA-1 outputs of 20 bytes.
+	return p.Iterations, p12Blocks(c.keyLen, sha1.Size) + 1, nil
 }
 
 // bmpPassword is password as PKCS12's MAC and legacy ciphers take it:
@@ -942,10 +1004,35 @@ func bmpPassword(password string) ([]byte, error) {
 	return append(b, 0, 0), nil
 }
 
+// p12Hash is the digest of p12Hashes whose OID is alg, or nil.
+func p12Hash(alg asn1.ObjectIdentifier) func() hash.Hash {
+	for _, h := range p12Hashes {
+		if alg.Equal(h.digest) {
+			return h.new
+		}
+	}
+	return nil
+}
+
+// p12HMAC is the digest of p12Hashes whose HMAC's OID is alg, or nil.
+func p12HMAC(alg asn1.ObjectIdentifier) func() hash.Hash {
+	for _, h := range p12Hashes {
+		if alg.Equal(h.hmac) {
+			return h.new
+		}
+	}
+	return nil
+}
+
 // p12VerifyMAC checks the store's MAC: HMAC with a key from the PKCS12
-// key derivation (RFC 7292, appendix B).
-func p12VerifyMAC(md *p12MacData, message, bmp []byte) (bool, error) {
+// key derivation of the BMP password (RFC 7292, appendix B), or PBMAC1.
+// The error of a MAC it cannot check wraps ErrUnsupportedFormat or
+// ErrInvalidStore.
+func p12VerifyMAC(md *p12MacData, message []byte, password string, bmp []byte) (bool, error) {
 	alg := md.Mac.Algorithm.Algorithm
+	if alg.Equal(oidPBMAC1) {
+		return p12VerifyPBMAC1(md, message, password)
+	}
 	for _, h := range p12Hashes {
 		if !alg.Equal(h.digest) {
 			continue
@@ -956,7 +1043,137 @@ func p12VerifyMAC(md *p12MacData, message, bmp []byte) (bool, error) {
 		mac.Write(message)
 		return hmac.Equal(mac.Sum(nil), md.Mac.Digest), nil
 	}
-	return false, &errP12Legacy{what: fmt.Sprintf("has a MAC of algorithm %v", alg)}
+	return false, p12Unsupported(fmt.Sprintf("has a MAC of algorithm %v", alg))
+}
+
+// p12VerifyPBMAC1 checks a PBMAC1 MAC (RFC 9579): an HMAC keyed by PBKDF2
+// of the password as UTF-8 (without PKCS12's BMP encoding, as RFC 9579's
+// erratum 7974 and every writer have it), with the salt and iteration
+// count of the PBKDF2 parameters; MacData's own are ignored.
+func p12VerifyPBMAC1(md *p12MacData, message []byte, password string) (bool, error) {
+	p, k, prf, err := p12PBMAC1(md.Mac.Algorithm)
+	if err != nil {
+		return false, err
+	}
+	newMAC := p12HMAC(p.MAC.Algorithm)
+	if newMAC == nil {
+		return false, p12Unsupported(fmt.Sprintf("has a PBMAC1 MAC of algorithm %v", p.MAC.Algorithm))
+	}
+	key, err := pbkdf2.Key(prf, password, k.Salt.Bytes, k.Iterations, k.KeyLength)
+	if err != nil {
+		return false, fmt.Errorf("%w: PBMAC1: %v", ErrUnsupportedFormat, err)
+	}
+	mac := hmac.New(newMAC, key)
+	mac.Write(message)
+	return hmac.Equal(mac.Sum(nil), md.Mac.Digest), nil
+}
+
+// p12PBMAC1 parses PBMAC1 parameters. RFC 9579 requires the PBKDF2 key
+// length, and a key shorter than 20 bytes would let a forger guess it
+// (OpenSSL's CVE-2026-34181); a key longer than 64 bytes, longer than any
+// HMAC's output, only costs work.
+func p12PBMAC1(alg pkix.AlgorithmIdentifier) (p12PBMAC1Params, p12PBKDF2Params, func() hash.Hash, error) {
+	var p p12PBMAC1Params
+	if err := p12Unmarshal(alg.Parameters.FullBytes, &p); err != nil {
+		return p, p12PBKDF2Params{}, nil, fmt.Errorf("%w: PKCS12 PBMAC1 parameters do not parse: %v", ErrInvalidStore, err)
+	}
+	k, prf, err := p12PBKDF2(p.KDF)
+	var unsupported *errP12Unsupported
+	switch {
+	case errors.As(err, &unsupported):
+		return p, k, nil, p12Unsupported("has a PBMAC1 MAC that " + unsupported.what)
+	case err != nil:
+		return p, k, nil, err
+	case k.KeyLength == 0:
+		return p, k, nil, fmt.Errorf("%w: PKCS12 PBMAC1 parameters without the PBKDF2 key length RFC 9579 requires", ErrInvalidStore)
+	case k.KeyLength < 20 || k.KeyLength > 64:
+		return p, k, nil, fmt.Errorf("%w: PKCS12 PBMAC1 key of %d bytes, want 20 to 64", ErrInvalidStore, k.KeyLength)
+	}
+	return p, k, prf, nil
+}
+
+// errP12Unsupported is an algorithm that p12PBKDF2 or p12PBES2 does not
+// implement, for the caller to name in its error.
+type errP12Unsupported struct{ what string }
+
+func (e *errP12Unsupported) Error() string { return e.what }
+
+// p12PBKDF2 parses PBKDF2 parameters and finds their PRF (HMAC-SHA-1 when
+// none is given). A KDF other than PBKDF2, a salt that is not an octet
+// string or an unknown PRF is an *errP12Unsupported.
+func p12PBKDF2(kdf pkix.AlgorithmIdentifier) (p12PBKDF2Params, func() hash.Hash, error) {
+	var k p12PBKDF2Params
+	if !kdf.Algorithm.Equal(oidPBKDF2) {
+		return k, nil, &errP12Unsupported{fmt.Sprintf("uses the key derivation %v", kdf.Algorithm)}
+	}
+	if err := p12Unmarshal(kdf.Parameters.FullBytes, &k); err != nil {
+		return k, nil, fmt.Errorf("%w: PBKDF2 parameters do not parse: %v", ErrInvalidStore, err)
+	}
+	if k.Salt.Tag != asn1.TagOctetString || k.Salt.Class != asn1.ClassUniversal || k.Salt.IsCompound {
+		return k, nil, &errP12Unsupported{"uses a PBKDF2 salt that is not an octet string"}
+	}
+	prf := sha1.New
+	if len(k.PRF.Algorithm) != 0 {
+		if prf = p12HMAC(k.PRF.Algorithm); prf == nil {
+			return k, nil, &errP12Unsupported{fmt.Sprintf("uses the PBKDF2 function %v", k.PRF.Algorithm)}
+		}
+	}
+	return k, prf, nil
+}
+
+// p12PBES2 parses PBES2 parameters (RFC 8018).
+func p12PBES2(alg pkix.AlgorithmIdentifier) (p12PBES2Params, p12PBKDF2Params, func() hash.Hash, error) {
+	var p p12PBES2Params
+	if err := p12Unmarshal(alg.Parameters.FullBytes, &p); err != nil {
+		return p, p12PBKDF2Params{}, nil, fmt.Errorf("%w: PBES2 parameters do not parse: %v", ErrInvalidStore, err)
+	}
+	k, prf, err := p12PBKDF2(p.KDF)
+	return p, k, prf, err
+}
+
+// p12AESKeyLen is the key length of the PBES2 cipher alg, or 0 for a
+// cipher other than AES-CBC.
+func p12AESKeyLen(alg asn1.ObjectIdentifier) (int, bool) {
+	switch {
+	case alg.Equal(oidAES128CBC):
+		return 16, true
+	case alg.Equal(oidAES192CBC):
+		return 24, true
+	case alg.Equal(oidAES256CBC):
+		return 32, true
+	}
+	return 0, false
+}
+
+// p12PBECiphers are PKCS12's own password-based ciphers (RFC 7292,
+// appendix C), whose key and IV come from the PKCS12 key derivation with
+// SHA-1.
+var p12PBECiphers = []p12PBECipherSpec{
+	{oidPBEWithSHAAnd3DES, 24, des.NewTripleDESCipher},
+	{oidPBEWithSHAAnd2DES, 16, func(k []byte) (cipher.Block, error) {
+		// Two-key triple DES is K1, K2, K1.
+		return des.NewTripleDESCipher(append(k[:16:16], k[:8]...))
+	}},
+	{oidPBEWithSHAAnd128BitRC2, 16, func(k []byte) (cipher.Block, error) { return rc2.New(k, 128) }},
+	{oidPBEWithSHAAnd40BitRC2, 5, func(k []byte) (cipher.Block, error) { return rc2.New(k, 40) }},
+}
+
+// p12PBECipherSpec is a cipher of p12PBECiphers: keyLen bytes of key for
+// newCipher.
+type p12PBECipherSpec struct {
+	oid       asn1.ObjectIdentifier
+	keyLen    int
+	newCipher func(key []byte) (cipher.Block, error)
+}
+
+// p12PBECipher is the entry of p12PBECiphers for alg, or nil.
+func p12PBECipher(alg asn1.ObjectIdentifier) *p12PBECipherSpec {
+	for i := range p12PBECiphers {
+		if p12PBECiphers[i].oid.Equal(alg) {
+			return &p12PBECiphers[i]
+		}
+	}
+	return nil
 }
 
 // p12KDF is the PKCS12 key derivation (RFC 7292, appendix B.2) of size
@@ -1012,43 +1229,25 @@ func p12KDF(newHash func() hash.Hash, v int, salt, password []byte, iterations i
 }
 
 // p12Decrypt decrypts a password-encrypted safe: PBES2 (PBKDF2 and AES,
-// as Java 12+, OpenSSL 3 and go-pkcs12's Modern2023 write) or PKCS12's
-// SHA-1 and triple DES. Other ciphers (RC2) are an *errP12Legacy.
+// as Java 12+, OpenSSL 3 and go-pkcs12's Modern2023 write) or one of
+// PKCS12's own ciphers (p12PBECiphers: triple DES, as Java 11 wrote, and
+// RC2, as Java 8 and OpenSSL 1.x did). Other ciphers are refused with an
+// error wrapping ErrUnsupportedFormat.
 func p12Decrypt(alg pkix.AlgorithmIdentifier, enc []byte, password string, bmp []byte) ([]byte, error) {
 	var block cipher.Block
 	var iv []byte
-	switch {
-	case alg.Algorithm.Equal(oidPBES2):
-		var p p12PBES2Params
-		var k p12PBKDF2Params
-		if p12Unmarshal(alg.Parameters.FullBytes, &p) != nil || p12Unmarshal(p.KDF.Parameters.FullBytes, &k) != nil {
-			return nil, fmt.Errorf("%w: PBES2 parameters do not parse", ErrInvalidStore)
-		}
-		if !p.KDF.Algorithm.Equal(oidPBKDF2) || k.Salt.Tag != asn1.TagOctetString || k.Salt.Class != asn1.ClassUniversal {
-			return nil, &errP12Legacy{what: fmt.Sprintf("uses the PBES2 key derivation %v", p.KDF.Algorithm)}
-		}
-		prf := func() hash.Hash { return sha1.New() }
-		if len(k.PRF.Algorithm) != 0 {
-			prf = nil
-			for _, h := range p12Hashes {
-				if k.PRF.Algorithm.Equal(h.hmac) {
-					prf = h.new
-				}
-			}
-			if prf == nil {
-				return nil, &errP12Legacy{what: fmt.Sprintf("uses the PBKDF2 function %v", k.PRF.Algorithm)}
-			}
-		}
-		var keyLen int
+	if alg.Algorithm.Equal(oidPBES2) {
+		p, k, prf, err := p12PBES2(alg)
+		var unsupported *errP12Unsupported
 		switch {
-		case p.Scheme.Algorithm.Equal(oidAES128CBC):
-			keyLen = 16
-		case p.Scheme.Algorithm.Equal(oidAES192CBC):
-			keyLen = 24
-		case p.Scheme.Algorithm.Equal(oidAES256CBC):
-			keyLen = 32
-		default:
-			return nil, &errP12Legacy{what: fmt.Sprintf("uses the PBES2 cipher %v", p.Scheme.Algorithm)}
+		case errors.As(err, &unsupported):
+			return nil, p12Unsupported("encrypts its certificates with PBES2 that " + unsupported.what)
+		case err != nil:
+			return nil, err
+		}
+		keyLen, ok := p12AESKeyLen(p.Scheme.Algorithm)
+		if !ok {
+			return nil, p12Unsupported(fmt.Sprintf("encrypts its certificates with the PBES2 cipher %v", p.Scheme.Algorithm))
 		}
 		if k.KeyLength != 0 && k.KeyLength != keyLen {
 			return nil, fmt.Errorf("%w: PBKDF2 key length %d for a %d-byte AES key", ErrInvalidStore, k.KeyLength, keyLen)
@@ -1063,21 +1262,21 @@ func p12Decrypt(alg pkix.AlgorithmIdentifier, enc []byte, password string, bmp [
 		if block, err = aes.NewCipher(key); err != nil {
 			return nil, err
 		}
-	case alg.Algorithm.Equal(oidPBEWithSHAAnd3DES):
+	} else {
+		c := p12PBECipher(alg.Algorithm)
+		if c == nil {
+			return nil, p12Unsupported(fmt.Sprintf("encrypts its certificates with %v", alg.Algorithm))
+		}
 		var p p12PBEParams
 		if err := p12Unmarshal(alg.Parameters.FullBytes, &p); err != nil {
 			return nil, fmt.Errorf("%w: PBE parameters: %v", ErrInvalidStore, err)
 		}
-		key := p12KDF(sha1.New, 64, p.Salt, bmp, p.Iterations, 1, 24)
+		key := p12KDF(sha1.New, 64, p.Salt, bmp, p.Iterations, 1, c.keyLen)
 		iv = p12KDF(sha1.New, 64, p.Salt, bmp, p.Iterations, 2, 8)
 		var err error
-		if block, err = des.NewTripleDESCipher(key); err != nil {
+		if block, err = c.newCipher(key); err != nil {
 			return nil, err
 		}
-	case alg.Algorithm.Equal(oidPBEWithSHAAnd40BitRC2), alg.Algorithm.Equal(oidPBEWithSHAAnd128BitRC2), alg.Algorithm.Equal(oidPBEWithSHAAnd2DES):
-		return nil, &errP12Legacy{what: "encrypts its certificates with a legacy cipher (RC2, as Java 8 and OpenSSL 1.x did)"}
-	default:
-		return nil, &errP12Legacy{what: fmt.Sprintf("encrypts its certificates with %v", alg.Algorithm)}
 	}
 	bs := block.BlockSize()
 	if len(enc) == 0 || len(enc)%bs != 0 {
@@ -1094,31 +1293,9 @@ func p12Decrypt(alg pkix.AlgorithmIdentifier, enc []byte, password string, bmp [
 	return out[:len(out)-pad], nil
 }
 
-// p12Fallback reads a store whose algorithms certstore's reader does not
-// implement through go-pkcs12, which reads only stores of trusted
-// certificates alone and gives no friendly names.
-func p12Fallback(data []byte, password, what string) (*p12Contents, error) {
-	certs, err := pkcs12.DecodeTrustStore(data, password)
-	if errors.Is(err, pkcs12.ErrIncorrectPassword) {
-		return nil, ErrWrongPassword
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: this PKCS12 store %s, which certstore reads only in a store of trusted certificates alone (%v); convert it with a current keytool: keytool -importkeystore -srckeystore OLD -destkeystore NEW -deststoretype PKCS12", ErrUnsupportedFormat, what, err)
-	}
-	c := &p12Contents{}
-	seen := map[string]bool{}
-	for _, cert := range certs {
-		a := derivedAlias(cert)
-		if !seen[a] {
-			seen[a] = true
-			c.trusted = append(c.trusted, Entry{Alias: a, Cert: cert})
-		}
-	}
-	return c, nil
-}
-
 // p12Entries sorts a store's bags into trusted certificates and key
-// entries with their chains.
+// entries with their chains. It takes time linear in the number of bags:
+// certificates are found by local key id and by subject through maps.
 func p12Entries(bags []p12SafeBag) (*p12Contents, error) {
 	type p12Cert struct {
 		cert    *x509.Certificate
@@ -1178,14 +1355,23 @@ func p12Entries(bags []p12SafeBag) (*p12Contents, error) {
 	}
 
 	seen := map[string]bool{}
+	// The untrusted certificates: the first of each local key id, and
+	// all of each subject in store order.
+	byKeyID := map[string]*p12Cert{}
+	bySubject := map[string][]*p12Cert{}
 	for _, pc := range certs {
 		if !pc.trusted {
+			if _, ok := byKeyID[string(pc.keyID)]; !ok {
+				byKeyID[string(pc.keyID)] = pc
+			}
+			bySubject[string(pc.cert.RawSubject)] = append(bySubject[string(pc.cert.RawSubject)], pc)
 			continue
 		}
 		pc.used = true
 		alias := strings.ToLower(pc.name)
 		if alias == "" {
 			alias = derivedAlias(pc.cert)
+			c.derived = append(c.derived, alias)
 		}
 		if seen[alias] {
 			return nil, fmt.Errorf("%w: PKCS12 store has two trusted certificates named %q", ErrDuplicateAlias, alias)
@@ -1193,14 +1379,28 @@ func p12Entries(bags []p12SafeBag) (*p12Contents, error) {
 		seen[alias] = true
 		c.trusted = append(c.trusted, Entry{Alias: alias, Cert: pc.cert})
 	}
+	// issuer is the first unused untrusted certificate whose subject is
+	// name. Used certificates never become unused, so each subject's list
+	// is trimmed from the front at most once per certificate.
+	issuer := func(name []byte) *p12Cert {
+		list := bySubject[string(name)]
+		if len(list) == 0 {
+			return nil
+		}
+		for len(list) > 0 && list[0].used {
+			list = list[1:]
+		}
+		bySubject[string(name)] = list
+		if len(list) == 0 {
+			return nil
+		}
+		return list[0]
+	}
 	for _, k := range keys {
 		ke := KeyEntry{Alias: strings.ToLower(k.name)}
 		var leaf *p12Cert
-		for _, pc := range certs {
-			if !pc.trusted && k.keyID != nil && bytes.Equal(pc.keyID, k.keyID) {
-				leaf = pc
-				break
-			}
+		if k.keyID != nil {
+			leaf = byKeyID[string(k.keyID)]
 		}
 		// Java keeps a key's chain as certificates without attributes and
 		// rebuilds it by issuer; so does this.
@@ -1212,17 +1412,15 @@ func p12Entries(bags []p12SafeBag) (*p12Contents, error) {
 			}
 			next := (*p12Cert)(nil)
 			if !bytes.Equal(cur.cert.RawIssuer, cur.cert.RawSubject) {
-				for _, pc := range certs {
-					if !pc.trusted && !pc.used && bytes.Equal(pc.cert.RawSubject, cur.cert.RawIssuer) {
-						next = pc
-						break
-					}
-				}
+				next = issuer(cur.cert.RawIssuer)
 			}
 			cur = next
 		}
 		if ke.Alias == "" && len(ke.Chain) > 0 {
 			ke.Alias = derivedAlias(ke.Chain[0])
+		}
+		if k.name == "" {
+			c.derived = append(c.derived, ke.Alias)
 		}
 		c.keys = append(c.keys, ke)
 	}

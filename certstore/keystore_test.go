@@ -2,11 +2,17 @@ package certstore
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha1"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +21,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+	"unicode/utf16"
 
 	"github.com/pavlo-v-chernykh/keystore-go/v4"
 	"software.sslmate.com/src/go-pkcs12"
@@ -323,6 +331,7 @@ func TestReadStoreHostileJKS(t *testing.T) {
 	}{
 		{"4G entries", patch(8, 0xFFFFFFFF)},
 		{"4G certificate", patch(45, 0xFFFFFFF0)},
+		{"10-byte certificate", patch(45, 10)},
 		{"unknown tag", patch(12, 3)},
 		{"version 7", patch(4, 7)},
 		{"truncated", good[:len(good)-21]},
@@ -338,6 +347,13 @@ func TestReadStoreHostileJKS(t *testing.T) {
 	key = append(key, make([]byte, 40)...)
 	if _, _, err := ReadStore(key, "x"); !errors.Is(err, ErrInvalidStore) {
 		t.Errorf("4G chain: %v, want ErrInvalidStore", err)
+	}
+	// A chain of 65 empty certificates, which the data could hold:
+	// keystore-go would allocate 40 bytes for each 6 bytes of it.
+	chain := []byte{0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 'k', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xAA, 0, 0, 0, maxJKSChain + 1}
+	chain = append(chain, make([]byte, 6*(maxJKSChain+1)+20)...)
+	if _, _, err := ReadStore(chain, "x"); !errors.Is(err, ErrInvalidStore) || !strings.Contains(err.Error(), "chain of 65") {
+		t.Errorf("chain of %d: %v, want ErrInvalidStore", maxJKSChain+1, err)
 	}
 	if _, _, err := ReadStore(make([]byte, MaxStoreSize+1), "x"); !errors.Is(err, ErrInvalidStore) {
 		t.Errorf("oversized store: %v, want ErrInvalidStore", err)
@@ -379,17 +395,15 @@ func TestReadStoreHostilePKCS12(t *testing.T) {
 }
 
 // TestReadPKCS12Encoders reads the stores go-pkcs12's other encoders
-// write: SHA-1 MACs and triple DES (LegacyDES), RC2 (LegacyRC2, read with
-// derived aliases), PBMAC1 (Modern2026, likewise) and no protection at
+// write, with their friendly names as aliases: SHA-1 MACs and triple DES
+// (LegacyDES), RC2 (LegacyRC2), PBMAC1 (Modern2026) and no protection at
 // all (Passwordless).
 func TestReadPKCS12Encoders(t *testing.T) {
 	t.Parallel()
 	entries := ksEntries(t)
 	list := make([]pkcs12.TrustStoreEntry, len(entries))
-	derived := make([]Entry, len(entries))
 	for i, e := range entries {
 		list[i] = pkcs12.TrustStoreEntry{Cert: e.Cert, FriendlyName: e.Alias}
-		derived[i] = Entry{derivedAlias(e.Cert), e.Cert}
 	}
 	for _, tc := range []struct {
 		name     string
@@ -398,8 +412,9 @@ func TestReadPKCS12Encoders(t *testing.T) {
 		want     []Entry
 	}{
 		{"LegacyDES", pkcs12.LegacyDES, "changeit", entries},
-		{"LegacyRC2", pkcs12.LegacyRC2, "changeit", derived},
-		{"Modern2026", pkcs12.Modern2026, "changeit", derived},
+		{"LegacyRC2", pkcs12.LegacyRC2, "changeit", entries},
+		{"Modern2026", pkcs12.Modern2026, "changeit", entries},
+		{"Modern2026, empty password", pkcs12.Modern2026, "", entries},
 		{"Passwordless", pkcs12.Passwordless, "", entries},
 	} {
 		data, err := tc.enc.EncodeTrustStoreEntries(list, tc.password)
@@ -569,5 +584,447 @@ func TestReadJKSCertificateTypes(t *testing.T) {
 		case !tc.ok && !errors.Is(err, ErrInvalidCertificate):
 			t.Errorf("type %q: %v, want ErrInvalidCertificate", tc.typ, err)
 		}
+	}
+}
+
+// PKCS12 stores built bag by bag, for the tests of many bags.
+
+// ksP12Set is an attribute value: a SET holding the DER value v.
+func ksP12Set(v []byte) asn1.RawValue {
+	return asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSet, IsCompound: true, Bytes: v}
+}
+
+// ksP12Explicit is the [0] EXPLICIT wrapping of the DER value v.
+func ksP12Explicit(v []byte) asn1.RawValue {
+	return asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: v}
+}
+
+// ksP12Attrs are the attributes of a bag: a friendly name (a BMPString)
+// when name is not empty, a local key id when keyID is not nil, and
+// Java's trusted certificate attribute when trusted.
+func ksP12Attrs(t testing.TB, name string, keyID []byte, trusted bool) []p12Attribute {
+	t.Helper()
+	var attrs []p12Attribute
+	if name != "" {
+		var bmp []byte
+		for _, c := range utf16.Encode([]rune(name)) {
+			bmp = append(bmp, byte(c>>8), byte(c))
+		}
+		v, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagBMPString, Bytes: bmp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		attrs = append(attrs, p12Attribute{ID: oidFriendlyName, Value: ksP12Set(v)})
+	}
+	if keyID != nil {
+		v, err := asn1.Marshal(keyID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		attrs = append(attrs, p12Attribute{ID: oidLocalKeyID, Value: ksP12Set(v)})
+	}
+	if trusted {
+		v, err := asn1.Marshal(asn1.ObjectIdentifier{2, 5, 29, 37, 0}) // anyExtendedKeyUsage, as Java writes
+		if err != nil {
+			t.Fatal(err)
+		}
+		attrs = append(attrs, p12Attribute{ID: oidJavaTrusted, Value: ksP12Set(v)})
+	}
+	return attrs
+}
+
+// ksP12CertBag is a certificate bag holding c.
+func ksP12CertBag(t testing.TB, c *x509.Certificate, name string, keyID []byte, trusted bool) p12SafeBag {
+	t.Helper()
+	cb, err := asn1.Marshal(p12CertBag{ID: oidX509Certificate, Data: c.Raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p12SafeBag{ID: oidCertBag, Value: ksP12Explicit(cb), Attributes: ksP12Attrs(t, name, keyID, trusted)}
+}
+
+// ksP12KeyBag is a key bag; its content (a NULL) is never read.
+func ksP12KeyBag(t testing.TB, name string, keyID []byte) p12SafeBag {
+	t.Helper()
+	null, _ := asn1.Marshal(asn1.NullRawValue)
+	return p12SafeBag{ID: oidKeyBag, Value: ksP12Explicit(null), Attributes: ksP12Attrs(t, name, keyID, false)}
+}
+
+// ksP12Store is a PKCS12 store of one unencrypted safe holding bags and
+// no MAC, so that it reads with any password.
+func ksP12Store(t testing.TB, bags []p12SafeBag) []byte {
+	t.Helper()
+	sc, err := asn1.Marshal(bags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oct, _ := asn1.Marshal(sc)
+	safes, _ := asn1.Marshal([]p12ContentInfo{{ContentType: oidData, Content: ksP12Explicit(oct)}})
+	authSafe, _ := asn1.Marshal(safes)
+	data, err := asn1.Marshal(struct {
+		Version  int
+		AuthSafe p12ContentInfo
+	}{3, p12ContentInfo{ContentType: oidData, Content: ksP12Explicit(authSafe)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// ksManyBags is a store of keys key-0, key-1, ... each with its leaf
+// (matched by local key id) and its own copy of the leaves' issuer, as
+// Java writes each key's chain, and trusted certificates ca-0, ca-1, ...
+// It returns the leaves and the issuer too.
+func ksManyBags(t testing.TB, keys, trusted int) (data []byte, leaves, cas []*x509.Certificate, issuer *x509.Certificate) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(serial int64, cn string, parent *x509.Certificate, isCA bool) *x509.Certificate {
+		tmpl := &x509.Certificate{
+			SerialNumber:          big.NewInt(serial),
+			Subject:               pkix.Name{CommonName: cn},
+			NotBefore:             time.Now().Add(-time.Hour),
+			NotAfter:              time.Now().Add(time.Hour),
+			BasicConstraintsValid: true,
+			IsCA:                  isCA,
+		}
+		if parent == nil {
+			parent = tmpl
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	root := mk(1, "many-bags root", nil, true)
+	issuer = mk(2, "many-bags issuer", root, true)
+	var bags []p12SafeBag
+	for i := range keys {
+		leaf := mk(int64(100+i), fmt.Sprintf("leaf %d", i), issuer, false)
+		leaves = append(leaves, leaf)
+		id := []byte(fmt.Sprintf("Time %d", i))
+		bags = append(bags, ksP12KeyBag(t, fmt.Sprintf("key-%d", i), id),
+			ksP12CertBag(t, leaf, fmt.Sprintf("key-%d", i), id, false),
+			ksP12CertBag(t, issuer, "", nil, false))
+	}
+	for i := range trusted {
+		ca := mk(int64(1_000_000+i), fmt.Sprintf("ca %d", i), nil, true)
+		cas = append(cas, ca)
+		bags = append(bags, ksP12CertBag(t, ca, fmt.Sprintf("ca-%d", i), nil, true))
+	}
+	return ksP12Store(t, bags), leaves, cas, issuer
+}
+
+// TestReadPKCS12ManyBags reads a store of thousands of bags: every key
+// gets its own leaf and issuer, every trusted certificate its alias, and
+// nothing is left over.
+func TestReadPKCS12ManyBags(t *testing.T) {
+	t.Parallel()
+	const keys, trusted = 2000, 1000
+	data, leaves, cas, issuer := ksManyBags(t, keys, trusted)
+	c, err := readPKCS12(data, "any")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.other) != 0 {
+		t.Errorf("left over: %q", c.other[:min(len(c.other), 3)])
+	}
+	if len(c.trusted) != trusted {
+		t.Fatalf("%d trusted entries, want %d", len(c.trusted), trusted)
+	}
+	for i, e := range c.trusted {
+		if want := fmt.Sprintf("ca-%d", i); e.Alias != want || !e.Cert.Equal(cas[i]) {
+			t.Fatalf("trusted entry %d is %q (%s), want %q (%s)", i, e.Alias, e.Cert.Subject, want, cas[i].Subject)
+		}
+	}
+	if len(c.keys) != keys {
+		t.Fatalf("%d keys, want %d", len(c.keys), keys)
+	}
+	for i, k := range c.keys {
+		if want := fmt.Sprintf("key-%d", i); k.Alias != want || len(k.Chain) != 2 || !k.Chain[0].Equal(leaves[i]) || !k.Chain[1].Equal(issuer) {
+			t.Fatalf("key %d is %q with a chain of %d, want %q with its leaf and issuer", i, k.Alias, len(k.Chain), want)
+		}
+	}
+}
+
+// BenchmarkReadStorePKCS12ManyBags reads stores of many bags: "keys" is
+// ksManyBags with 2000 keys and 1000 trusted certificates (1.5 MB);
+// "hostile" is 15,000 certificate bags that no key matches and 50,000
+// key bags (7.5 MB, under MaxStoreSize), which a reader that matches every key
+// against every certificate takes quadratic time over.
+func BenchmarkReadStorePKCS12ManyBags(b *testing.B) {
+	keyed, _, _, _ := ksManyBags(b, 2000, 1000)
+	_, _, _, c := ksManyBags(b, 0, 0) // a small certificate
+	var bags []p12SafeBag
+	for range 15000 {
+		bags = append(bags, ksP12CertBag(b, c, "", []byte{1}, false))
+	}
+	for range 50000 {
+		bags = append(bags, ksP12KeyBag(b, "", []byte{2}))
+	}
+	hostile := ksP12Store(b, bags)
+	for _, bc := range []struct {
+		name string
+		data []byte
+	}{{"keys", keyed}, {"hostile", hostile}} {
+		b.Run(bc.name, func(b *testing.B) {
+			if len(bc.data) > MaxStoreSize {
+				b.Fatalf("store of %d bytes, more than MaxStoreSize", len(bc.data))
+			}
+			b.SetBytes(int64(len(bc.data)))
+			for b.Loop() {
+				if _, err := ReadStoreContents(bc.data, "any"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestReadLegacyPKCS12Tools reads, with their aliases, the PKCS12 stores
+// of the legacy ciphers as the tools write them: keytool with Java 8's
+// protection (RC2-40 certificates and a SHA-1 MAC, which Java 17's keytool
+// keeps when it rewrites such a store), RC2-128 or triple DES; and
+// openssl pkcs12 -legacy (OpenSSL 1.x's default) with each of its
+// certificate ciphers, two-key triple DES among them.
+func TestReadLegacyPKCS12Tools(t *testing.T) {
+	p := ksTestPKI(t, 0)
+	dir := t.TempDir()
+	if err := p.WritePEM(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("keytool", func(t *testing.T) {
+		ksTool(t, "keytool", "openjdk-17-jre-headless")
+		t.Parallel()
+		for _, alg := range []string{"PBEWithSHA1AndRC2_40", "PBEWithSHA1AndRC2_128", "PBEWithSHA1AndDESede"} {
+			store := alg + ".p12"
+			props := []string{"-J-Dkeystore.pkcs12.certProtectionAlgorithm=" + alg, "-J-Dkeystore.pkcs12.macAlgorithm=HmacPBESHA1"}
+			ksKeytool(t, dir, append(props, "-genkeypair", "-keyalg", "EC", "-groupname", "secp256r1", "-alias", "agent", "-dname", "CN=agent",
+				"-validity", "2", "-keystore", store, "-storetype", "PKCS12", "-storepass", "changeit")...)
+			ksKeytool(t, dir, append(props, "-importcert", "-noprompt", "-alias", "Lab-Root", "-file", "root.pem", "-keystore", store, "-storepass", "changeit")...)
+			ksKeytool(t, dir, append(props, "-importcert", "-noprompt", "-alias", "inter", "-file", "intermediate.pem", "-keystore", store, "-storepass", "changeit")...)
+			data := ksReadFile(t, filepath.Join(dir, store))
+			c, err := ReadStoreContents(data, "changeit")
+			if err != nil {
+				t.Errorf("%s: %v", alg, err)
+				continue
+			}
+			want := []string{"inter=" + Fingerprint(p.Intermediate), "lab-root=" + Fingerprint(p.Root)}
+			if got := ksSummary(c.Trusted); !slices.Equal(got, want) {
+				t.Errorf("%s: trusted %q, want %q", alg, got, want)
+			}
+			if len(c.Keys) != 1 || c.Keys[0].Alias != "agent" || len(c.Keys[0].Chain) != 1 {
+				t.Errorf("%s: keys %+v, want agent with its certificate", alg, c.Keys)
+			}
+			if _, err := ReadStoreContents(data, "wrong"); !errors.Is(err, ErrWrongPassword) {
+				t.Errorf("%s with a wrong password: %v, want ErrWrongPassword", alg, err)
+			}
+		}
+	})
+	t.Run("openssl", func(t *testing.T) {
+		openssl := ksTool(t, "openssl", "openssl")
+		t.Parallel()
+		for _, pbe := range []string{"PBE-SHA1-RC2-40", "PBE-SHA1-RC2-128", "PBE-SHA1-2DES", "PBE-SHA1-3DES"} {
+			store := filepath.Join(dir, pbe+".p12")
+			out, err := exec.Command(openssl, "pkcs12", "-export", "-legacy", "-certpbe", pbe, "-macalg", "sha1", "-name", "Agent",
+				"-inkey", filepath.Join(dir, "leaf-key.pem"), "-in", filepath.Join(dir, "chain.pem"),
+				"-passout", "pass:changeit", "-out", store).CombinedOutput()
+			if err != nil {
+				t.Fatalf("openssl pkcs12 -export -certpbe %s: %v\n%s", pbe, err, out)
+			}
+			c, err := ReadStoreContents(ksReadFile(t, store), "changeit")
+			if err != nil {
+				t.Errorf("%s: %v", pbe, err)
+				continue
+			}
+			if len(c.Trusted) != 0 || len(c.Keys) != 1 || c.Keys[0].Alias != "agent" || len(c.Keys[0].Chain) != 2 ||
+				!c.Keys[0].Chain[0].Equal(p.Leaf) || !c.Keys[0].Chain[1].Equal(p.Intermediate) {
+				t.Errorf("%s: read as %+v, want the key agent with the leaf and the intermediate", pbe, c)
+			}
+			if _, err := ReadStoreContents(ksReadFile(t, store), "wrong"); !errors.Is(err, ErrWrongPassword) {
+				t.Errorf("%s with a wrong password: %v, want ErrWrongPassword", pbe, err)
+			}
+		}
+	})
+}
+
+// TestReadPKCS12PBMAC1Vectors reads the PBMAC1 stores of RFC 9579,
+// appendix A (password "1234"): A.1 to A.3 are good (HMAC-SHA-256 and
+// -512 over PBKDF2 with SHA-256 and -512), A.4 and A.5 have a wrong
+// iteration count and a wrong salt, so their MAC fails as with a wrong
+// password, and A.6 lacks the key length RFC 9579 requires.
+func TestReadPKCS12PBMAC1Vectors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		file string
+		want error
+	}{
+		{"rfc9579-a1.b64", nil},
+		{"rfc9579-a2.b64", nil},
+		{"rfc9579-a3.b64", nil},
+		{"rfc9579-a4.b64", ErrWrongPassword},
+		{"rfc9579-a5.b64", ErrWrongPassword},
+		{"rfc9579-a6.b64", ErrInvalidStore},
+	} {
+		b64 := ksReadFile(t, filepath.Join("testdata", "pkcs12", tc.file))
+		data, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(b64)))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		c, err := ReadStoreContents(data, "1234")
+		if tc.want != nil {
+			if !errors.Is(err, tc.want) {
+				t.Errorf("%s: %v, want %v", tc.file, err, tc.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.file, err)
+			continue
+		}
+		if len(c.Keys) != 1 || len(c.Keys[0].Chain) != 1 || len(c.Trusted) != 0 {
+			t.Errorf("%s: read as %+v, want a key and its certificate", tc.file, c)
+		}
+		if _, err := ReadStoreContents(data, "4321"); !errors.Is(err, ErrWrongPassword) {
+			t.Errorf("%s with a wrong password: %v, want ErrWrongPassword", tc.file, err)
+		}
+	}
+}
+
+// ksRewriteMAC returns data, a store, with its MAC algorithm changed by
+// edit.
+func ksRewriteMAC(t *testing.T, data []byte, edit func(p *p12PBMAC1Params, k *p12PBKDF2Params)) []byte {
+	t.Helper()
+	var pfx p12PFX
+	if err := p12Unmarshal(data, &pfx); err != nil {
+		t.Fatal(err)
+	}
+	var p p12PBMAC1Params
+	var k p12PBKDF2Params
+	if err := p12Unmarshal(pfx.MacData.Mac.Algorithm.Parameters.FullBytes, &p); err != nil {
+		t.Fatal(err)
+	}
+	if err := p12Unmarshal(p.KDF.Parameters.FullBytes, &k); err != nil {
+		t.Fatal(err)
+	}
+	edit(&p, &k)
+	var err error
+	if p.KDF.Parameters.FullBytes, err = asn1.Marshal(k); err != nil {
+		t.Fatal(err)
+	}
+	if pfx.MacData.Mac.Algorithm.Parameters.FullBytes, err = asn1.Marshal(p); err != nil {
+		t.Fatal(err)
+	}
+	out, err := asn1.Marshal(pfx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestReadPKCS12PBMAC1Refused refuses PBMAC1 parameters a forger could
+// exploit or that only cost work: a key shorter than 20 bytes (which has
+// few enough values for a salt to be found under which another password
+// gives the same key), longer than 64, or too many iterations; and an
+// unknown MAC as unsupported.
+func TestReadPKCS12PBMAC1Refused(t *testing.T) {
+	t.Parallel()
+	good, err := pkcs12.Modern2026.EncodeTrustStoreEntries([]pkcs12.TrustStoreEntry{{Cert: ksTestPKI(t, 0).Root, FriendlyName: "root"}}, "changeit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(p *p12PBMAC1Params, k *p12PBKDF2Params)
+		want error
+	}{
+		{"1-byte key", func(_ *p12PBMAC1Params, k *p12PBKDF2Params) { k.KeyLength = 1 }, ErrInvalidStore},
+		{"65-byte key", func(_ *p12PBMAC1Params, k *p12PBKDF2Params) { k.KeyLength = 65 }, ErrInvalidStore},
+		{"no key length", func(_ *p12PBMAC1Params, k *p12PBKDF2Params) { k.KeyLength = 0 }, ErrInvalidStore},
+		{"too many iterations", func(_ *p12PBMAC1Params, k *p12PBKDF2Params) { k.Iterations = kdfLimit + 1 }, ErrInvalidStore},
+		{"unknown MAC", func(p *p12PBMAC1Params, _ *p12PBKDF2Params) { p.MAC.Algorithm = asn1.ObjectIdentifier{1, 2, 3} }, ErrUnsupportedFormat},
+		{"unknown PRF", func(_ *p12PBMAC1Params, k *p12PBKDF2Params) { k.PRF.Algorithm = asn1.ObjectIdentifier{1, 2, 3} }, ErrUnsupportedFormat},
+	} {
+		if _, err := ReadStoreContents(ksRewriteMAC(t, good, tc.edit), "changeit"); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	// The same store unchanged reads.
+	if _, err := ReadStoreContents(ksRewriteMAC(t, good, func(*p12PBMAC1Params, *p12PBKDF2Params) {}), "changeit"); err != nil {
+		t.Errorf("unchanged: %v", err)
+	}
+}
+
+// TestPKCS12Work checks the key derivation work counted for a store:
+// every pass of every derivation.
+func TestPKCS12Work(t *testing.T) {
+	t.Parallel()
+	pbe := func(alg asn1.ObjectIdentifier, iterations int) pkix.AlgorithmIdentifier {
+		params, _ := asn1.Marshal(p12PBEParams{Salt: []byte{1, 2, 3, 4, 5, 6, 7, 8}, Iterations: iterations})
+		return pkix.AlgorithmIdentifier{Algorithm: alg, Parameters: asn1.RawValue{FullBytes: params}}
+	}
+	pbes2 := func(prf asn1.ObjectIdentifier, cipher asn1.ObjectIdentifier, iterations int) pkix.AlgorithmIdentifier {
+		salt, _ := asn1.Marshal([]byte{1, 2, 3, 4, 5, 6, 7, 8})
+		k := p12PBKDF2Params{Salt: asn1.RawValue{FullBytes: salt}, Iterations: iterations, PRF: pkix.AlgorithmIdentifier{Algorithm: prf}}
+		kp, _ := asn1.Marshal(k)
+		iv, _ := asn1.Marshal(make([]byte, 16))
+		params, _ := asn1.Marshal(p12PBES2Params{
+			KDF:    pkix.AlgorithmIdentifier{Algorithm: oidPBKDF2, Parameters: asn1.RawValue{FullBytes: kp}},
+			Scheme: pkix.AlgorithmIdentifier{Algorithm: cipher, Parameters: asn1.RawValue{FullBytes: iv}},
+		})
+		return pkix.AlgorithmIdentifier{Algorithm: oidPBES2, Parameters: asn1.RawValue{FullBytes: params}}
+	}
+	hmacSHA1, hmacSHA256 := asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 7}, asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}
+	for _, tc := range []struct {
+		name             string
+		alg              pkix.AlgorithmIdentifier
+		iterations, work int
+	}{
+		// Key (24 bytes: two SHA-1 outputs) and IV (one).
+		{"3DES", pbe(oidPBEWithSHAAnd3DES, 1000), 1000, 3000},
+		{"RC2-40", pbe(oidPBEWithSHAAnd40BitRC2, 1000), 1000, 2000},
+		{"RC2-128", pbe(oidPBEWithSHAAnd128BitRC2, 1000), 1000, 2000},
+		// Two SHA-1 blocks of HMAC for a 32-byte key; one of SHA-256.
+		{"AES-256, HMAC-SHA-1", pbes2(hmacSHA1, oidAES256CBC, 1000), 1000, 4000},
+		{"AES-256, HMAC-SHA-256", pbes2(hmacSHA256, oidAES256CBC, 1000), 1000, 2000},
+		{"AES-128, HMAC-SHA-1", pbes2(hmacSHA1, oidAES128CBC, 1000), 1000, 2000},
+		{"unknown", pbe(asn1.ObjectIdentifier{1, 2, 3}, 1000), 0, 0},
+	} {
+		n, passes, err := p12DecryptWork(tc.alg)
+		if err != nil || n*passes != tc.work || (passes != 0 && n != tc.iterations) {
+			t.Errorf("%s: %d iterations × %d passes, %v; want %d work", tc.name, n, passes, err, tc.work)
+		}
+	}
+	// A MAC of the most iterations Java allows, with the safe's work,
+	// fits; twice, as for an empty password, does not.
+	var b bytes.Buffer
+	if err := WritePKCS12(&b, ksEntries(t)[:1], ""); err != nil {
+		t.Fatal(err)
+	}
+	var pfx p12PFX
+	if err := p12Unmarshal(b.Bytes(), &pfx); err != nil {
+		t.Fatal(err)
+	}
+	var safes []p12ContentInfo
+	var authSafe []byte
+	if err := p12Unmarshal(pfx.AuthSafe.Content.Bytes, &authSafe); err != nil {
+		t.Fatal(err)
+	}
+	if err := p12Unmarshal(authSafe, &safes); err != nil {
+		t.Fatal(err)
+	}
+	pfx.MacData.Iterations = kdfLimit // half the budget
+	if err := p12CheckWork(&pfx, safes, "changeit"); err != nil {
+		t.Errorf("MAC of %d iterations: %v", pfx.MacData.Iterations, err)
+	}
+	if err := p12CheckWork(&pfx, safes, ""); !errors.Is(err, ErrInvalidStore) {
+		t.Errorf("MAC of %d iterations, retried for the empty password: %v, want ErrInvalidStore", pfx.MacData.Iterations, err)
 	}
 }

@@ -27,13 +27,14 @@ import (
 // store as it is now. Import and Delete run keytool -delete and
 // -importcert on a copy beside the store, read the copy back to check
 // that it holds what they meant (with ReadStoreContents, which needs no
-// JVM and reads what Java 17's keytool writes, or keytool -list when it
-// cannot), and only then rename the copy over the store, so a failure at
-// any step leaves the store as it was. They take the same sidecar lock as
-// FileStore, so the two serialize. The password
-// reaches keytool through its environment (-storepass:env), never its
-// command line, which other users can read. keytool runs with an English
-// locale, as certstore reads its output.
+// JVM and reads what Java 17's keytool writes, or with keytool -list when
+// it cannot, or when the store has entries without a friendly name, which
+// keytool numbers), and only then rename the copy over the store, so a
+// failure at any step leaves the store as it was. They take the same
+// sidecar lock as FileStore, so the two serialize. The password reaches
+// keytool through its environment (-storepass:env), never its command
+// line, which other users can read. keytool runs with an English locale,
+// as certstore reads its output.
 //
 // A KeytoolStore is safe for concurrent use. The zero KeytoolStore is not
 // usable.
@@ -183,7 +184,10 @@ func parseKeytoolList(out []byte) ([]keytoolEntry, error) {
 
 // inspect lists the entries of the store at path as keytool -list would,
 // reading it with ReadStoreContents, which needs no JVM, or with keytool
-// when the store uses what certstore does not read.
+// when the store uses what certstore does not read, or when certstore
+// would name its entries otherwise than keytool: a PKCS12 store's entries
+// without a friendly name, which certstore names by fingerprint and Java
+// numbers.
 func (s *KeytoolStore) inspect(ctx context.Context, path string) ([]keytoolEntry, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -193,7 +197,7 @@ func (s *KeytoolStore) inspect(ctx context.Context, path string) ([]keytoolEntry
 	switch {
 	case errors.Is(err, ErrWrongPassword):
 		return nil, fmt.Errorf("%s: %w", s.path, err)
-	case err != nil || c.Format == FormatPEM:
+	case err != nil || c.Format == FormatPEM || len(c.derived) > 0:
 		return s.list(ctx, path)
 	}
 	var out []keytoolEntry

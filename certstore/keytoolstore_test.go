@@ -187,3 +187,40 @@ func TestKeytoolStoreSerializesWithFileStore(t *testing.T) {
 		t.Errorf("aliases %q, want %q", aliases, want)
 	}
 }
+
+// TestKeytoolStoreWithoutFriendlyNames changes a PKCS12 store with a
+// trusted certificate that has no friendly name, which Java numbers
+// ("1") where ReadStoreContents derives "cert-..." from its fingerprint:
+// the store is checked with keytool -list, so that the alias keytool
+// shows is the one Import and Delete find.
+func TestKeytoolStoreWithoutFriendlyNames(t *testing.T) {
+	kt := ksTool(t, "keytool", "openjdk-17-jre-headless")
+	t.Parallel()
+	ctx := context.Background()
+	p := ksTestPKI(t, 0)
+	path := filepath.Join(t.TempDir(), "unnamed.p12")
+	data := ksP12Store(t, []p12SafeBag{ksP12CertBag(t, p.Root, "", nil, true), ksP12CertBag(t, p.Intermediate, "inter", nil, true)})
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewKeytoolStore(path, "changeit", WithKeytool(kt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"1=" + Fingerprint(p.Root), "inter=" + Fingerprint(p.Intermediate)}
+	if got, err := s.Entries(ctx); err != nil || !slices.Equal(ksSummary(got), want) {
+		t.Fatalf("Entries %q, %v; want %q", ksSummary(got), err, want)
+	}
+	// Delete first: keytool, rewriting the store, writes "1" as its
+	// friendly name.
+	if err := s.Delete(ctx, "1"); err != nil {
+		t.Errorf("Delete of the alias keytool shows: %v", err)
+	}
+	if err := s.Import(ctx, Entry{"leaf", p.Leaf}); err != nil {
+		t.Errorf("Import: %v", err)
+	}
+	want = []string{"inter=" + Fingerprint(p.Intermediate), "leaf=" + Fingerprint(p.Leaf)}
+	if got, err := s.Entries(ctx); err != nil || !slices.Equal(ksSummary(got), want) {
+		t.Errorf("after Import and Delete: %q, %v; want %q", ksSummary(got), err, want)
+	}
+}

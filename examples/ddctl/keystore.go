@@ -8,10 +8,11 @@ package main
 //	ddctl keystore list   -keystore FILE -storepass P [-alias A] [-json]
 //	ddctl keystore delete -keystore FILE -storepass P -alias A [-json]
 //
-// FILE is a JKS or PKCS12 store, told apart by its first bytes. A FILE
-// that does not exist yet is created by import: PKCS12 when its name ends
-// in .p12 or .pfx (or with -storetype PKCS12), JKS otherwise. Every file
-// written is readable by keytool -list and by Java. A PKCS12 store that
+// FILE is a JKS or PKCS12 store, told apart by its first bytes; any
+// other file (a PEM bundle, say) is refused. A FILE that does not exist
+// yet is created by import, with or without -keytool: PKCS12 when its
+// name ends in .p12 or .pfx (or with -storetype PKCS12), JKS otherwise.
+// Every file written is readable by keytool -list and by Java. A PKCS12 store that
 // holds a private key (CloudStack's cloud.jks on Java 9 and later) can
 // only be changed through keytool: give -keytool.
 //
@@ -49,7 +50,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -110,8 +113,25 @@ func (f *keystoreFlags) open() (certstore.TrustStore, error) {
 	default:
 		return nil, usageErr("-storetype %q: want JKS or PKCS12", f.storetype)
 	}
-	if fi, err := os.Stat(f.keystore); err == nil && fi.IsDir() {
+	fi, err := os.Stat(f.keystore)
+	switch {
+	case err == nil && fi.IsDir():
 		return nil, usageErr("-keystore %s is a directory, not a JKS or PKCS12 file", f.keystore)
+	case err == nil:
+		// An existing store keeps its format, which must be one keytool
+		// reads: certstore would take a PEM bundle, and write it back as
+		// PEM.
+		if err := checkKeystoreFile(f.keystore); err != nil {
+			return nil, err
+		}
+	case format == 0:
+		// A new store is JKS whatever its name (certstore would make
+		// trust.pem a PEM bundle, keytool a PKCS12 file), unless named
+		// .p12 or .pfx.
+		format = certstore.FormatJKS
+		if ext := strings.ToLower(filepath.Ext(f.keystore)); ext == ".p12" || ext == ".pfx" {
+			format = certstore.FormatPKCS12
+		}
 	}
 	if f.keytool {
 		var opts []certstore.KeytoolOption
@@ -121,14 +141,6 @@ func (f *keystoreFlags) open() (certstore.TrustStore, error) {
 		return certstore.NewKeytoolStore(f.keystore, f.storepass, opts...)
 	}
 	var opts []certstore.FileStoreOption
-	if format == 0 && !strings.HasSuffix(strings.ToLower(f.keystore), ".p12") && !strings.HasSuffix(strings.ToLower(f.keystore), ".pfx") {
-		// A new store is JKS whatever its name (certstore would make
-		// trust.pem a PEM bundle), as keytool -list must read it.
-		format = certstore.FormatJKS
-		if _, err := os.Stat(f.keystore); err == nil {
-			format = 0 // an existing store keeps its format
-		}
-	}
 	if format != 0 {
 		opts = append(opts, certstore.WithFileFormat(format))
 	}
@@ -137,6 +149,30 @@ func (f *keystoreFlags) open() (certstore.TrustStore, error) {
 		return nil, keystoreError(err)
 	}
 	return s, nil
+}
+
+// checkKeystoreFile refuses a file that is not a JKS or PKCS12 store
+// (ddctl keystore writes only what keytool -list reads), by its first
+// bytes.
+func checkKeystoreFile(path string) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("-keystore: %w", err)
+	}
+	defer fh.Close()
+	head := make([]byte, 64<<10) // enough for text before a PEM block
+	n, err := io.ReadFull(fh, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("-keystore: reading %s: %w", path, err)
+	}
+	format, err := certstore.DetectFormat(head[:n])
+	switch {
+	case err != nil:
+		return fmt.Errorf("-keystore %s: %w", path, err)
+	case format != certstore.FormatJKS && format != certstore.FormatPKCS12:
+		return fmt.Errorf("-keystore %s is a %v file, not a JKS or PKCS12 store: ddctl keystore changes only stores keytool reads; import its certificates into a new store (ddctl keystore import -keystore NEW.jks -file %s)", path, format, path)
+	}
+	return nil
 }
 
 // mustExist fails when the store is not there: list and delete of a
