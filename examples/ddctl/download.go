@@ -417,6 +417,7 @@ func runBatch(ctx context.Context, e env, c *download.Client, f downloadFlags, b
 		reqs[i] = download.Request{URL: it.url, Path: it.path, Sum: it.sum}
 	}
 	bar.expect(len(reqs))
+	started := time.Now()
 	outs := c.Batch(ctx, reqs, f.parallel)
 	bar.finish()
 
@@ -448,6 +449,13 @@ func runBatch(ctx context.Context, e env, c *download.Client, f downloadFlags, b
 	}
 	switch {
 	case failed == 0:
+		if !f.json && !f.quiet {
+			var bytes int64
+			for _, o := range outs {
+				bytes += o.Result.BytesTransferred
+			}
+			fmt.Fprintf(e.stderr, "%d of %d downloads done, %s transferred in %s\n", len(outs), len(outs), humanBytes(bytes), time.Since(started).Round(time.Millisecond))
+		}
 		return nil
 	case ctx.Err() != nil:
 		return fmt.Errorf("interrupted: %d of %d downloads did not finish", failed, len(outs))

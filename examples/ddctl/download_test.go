@@ -771,6 +771,15 @@ func TestDownloadBatch(t *testing.T) {
 		}
 	})
 
+	t.Run("summary", func(t *testing.T) {
+		dir := t.TempDir()
+		code, stdout, stderr := dl(t, "-batch", batch(one.url, two.url), "-o", dir)
+		lines := strings.Split(strings.TrimSpace(stderr), "\n")
+		if code != 0 || stdout != "" || len(lines) != 3 || !strings.HasPrefix(lines[2], "2 of 2 downloads done, ") {
+			t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant two summaries and a total", code, stdout, stderr)
+		}
+	})
+
 	t.Run("missing-file", func(t *testing.T) {
 		code, _, stderr := dl(t, "-batch", filepath.Join(t.TempDir(), "none.txt"), "-o", t.TempDir())
 		if code != 1 {
