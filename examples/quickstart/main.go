@@ -5,7 +5,8 @@
 //
 // It creates a VM template image, publishes it on a mirror on the loopback
 // interface and direct-downloads it in parallel with its checksum verified
-// as it arrives, makes a linked clone (an overlay) of it, inspects both,
+// as it arrives, diagnoses and fixes an HTTPS redirect to a CDN host with
+// an incomplete certificate chain, makes a linked clone (an overlay) of it, inspects both,
 // judges whether each is safe to accept as a downloaded template, checks
 // their metadata, rebases the clone as a live migration to another host
 // would, and keeps the template's records in a SQLite repository across
@@ -97,6 +98,11 @@ func run(ctx context.Context, w io.Writer) error {
 	})
 	if _, serr := os.Stat(filepath.Join(primary, "wrong.qcow2")); err != nil && os.IsNotExist(serr) {
 		say("with a wrong checksum: refused, and nothing left on primary storage")
+	}
+
+	// 2b. The same over HTTPS through a CDN redirect with a broken chain.
+	if err := trust(ctx, step, say, dir, filepath.Base(tmpl), sum); err != nil {
+		return err
 	}
 
 	// 3. A VM disk cloned from it: an overlay whose size comes from the
