@@ -1,0 +1,4 @@
+package nfs
+
+// WithPortmapperPort lets the tests run a portmapper on a free port.
+var WithPortmapperPort = withPortmapperPort
