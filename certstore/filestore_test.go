@@ -285,40 +285,45 @@ func TestFileStoreConcurrentImports(t *testing.T) {
 // ksChildEnv names the store a re-executed test binary imports into.
 const ksChildEnv = "CERTSTORE_TEST_CHILD_STORE"
 
-// TestFileStoreChildImport is the child of TestFileStoreProcesses: run
-// by it, it imports aliases into the store it is given; otherwise it
-// does nothing.
-func TestFileStoreChildImport(t *testing.T) {
-	path := os.Getenv(ksChildEnv)
-	if path == "" {
-		t.Skip("run by TestFileStoreProcesses only")
+// TestMain runs the child of TestFileStoreProcesses when the test binary
+// is re-executed as one, and the tests otherwise.
+func TestMain(m *testing.M) {
+	if path := os.Getenv(ksChildEnv); path != "" {
+		if err := ksChildImport(path, os.Getenv(ksChildEnv+"_PREFIX")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
-	prefix := os.Getenv(ksChildEnv + "_PREFIX")
+	os.Exit(m.Run())
+}
+
+// ksChildImport imports five aliases into the store at path, each through
+// a FileStore of its own, as another process would.
+func ksChildImport(path, prefix string) error {
 	der, err := os.ReadFile(path + ".cert")
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	c, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for i := range 5 {
 		s, err := OpenFileStore(path, "changeit")
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if err := s.Import(context.Background(), Entry{prefix + strconv.Itoa(i), c}); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
+	return nil
 }
 
 // TestFileStoreProcesses has several processes import into one store at
 // once: the sidecar lock serializes them, so no import is lost.
 func TestFileStoreProcesses(t *testing.T) {
-	if os.Getenv(ksChildEnv) != "" {
-		t.Skip("in a child")
-	}
 	t.Parallel()
 	exe, err := os.Executable()
 	if err != nil {
@@ -332,7 +337,7 @@ func TestFileStoreProcesses(t *testing.T) {
 	var cmds []*exec.Cmd
 	outs := make([]bytes.Buffer, children)
 	for i := range children {
-		cmd := exec.Command(exe, "-test.run=^TestFileStoreChildImport$", "-test.count=1")
+		cmd := exec.Command(exe)
 		cmd.Env = append(os.Environ(), ksChildEnv+"="+path, fmt.Sprintf("%s_PREFIX=p%d-", ksChildEnv, i))
 		cmd.Stdout, cmd.Stderr = &outs[i], &outs[i]
 		if err := cmd.Start(); err != nil {

@@ -211,7 +211,7 @@ func TestSQLiteSeveralProcesses(t *testing.T) {
 	t.Parallel()
 	exe, err := os.Executable()
 	if err != nil {
-		t.Skip(err)
+		t.Fatal(err)
 	}
 	path := sqlstoretest.SQLiteDSN(t)
 	const procs = 4
