@@ -79,7 +79,7 @@ func TestCompleteFormats(t *testing.T) {
 // A PKCS #7 bundle from openssl, the tool CAs make them with.
 func TestCompleteOpenSSLPKCS7(t *testing.T) {
 	t.Parallel()
-	openssl := probeNeed(t, "openssl")
+	openssl := ksTool(t, "openssl", "openssl")
 	dir := t.TempDir()
 	pki := probeNewPKI(t, "openssl", nil, nil)
 	in := filepath.Join(dir, "int.pem")

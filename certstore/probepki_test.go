@@ -22,8 +22,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -376,18 +374,4 @@ func aiaPKCS7(t testing.TB, certs ...*x509.Certificate) []byte {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// probeNeed returns the path of an external tool, failing the test when it
-// is missing under CI=true and skipping it otherwise.
-func probeNeed(t testing.TB, tool string) string {
-	t.Helper()
-	p, err := exec.LookPath(tool)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found, and CI=true: install it (%v)", tool, err)
-		}
-		t.Skipf("%s not found: %v", tool, err)
-	}
-	return p
 }

@@ -253,16 +253,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		if err := open(t, dsn).Close(); err != nil {
 			t.Fatal(err)
 		}
-		db, err := sqlstore.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = db.SQL().ExecContext(ctx, db.Rebind(`INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, ?)`),
-			"certstore", sqlregistry.SchemaVersion+1, time.Now().UnixNano())
-		db.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		sqlstoretest.RecordNewerSchema(t, dsn, "certstore", sqlregistry.SchemaVersion+1)
 		r, err := sqlregistry.Open(ctx, dsn)
 		if err == nil {
 			r.Close()

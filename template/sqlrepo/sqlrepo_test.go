@@ -274,16 +274,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	eachDialect(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		openRepo(t, dsn).Close()
-		db, err := sqlstore.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = db.SQL().ExecContext(ctx, db.Rebind(`INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, ?)`),
-			"template", sqlrepo.SchemaVersion+1, time.Now().UnixNano())
-		db.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		sqlstoretest.RecordNewerSchema(t, dsn, "template", sqlrepo.SchemaVersion+1)
 		r, err := sqlrepo.Open(ctx, dsn)
 		if err == nil {
 			r.Close()

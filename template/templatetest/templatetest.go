@@ -83,7 +83,7 @@ type Factory struct {
 	// New returns an empty repository with storage of its own. Required.
 	New func(t *testing.T) template.Repository
 	// Reopen, when not nil, closes r and returns a repository over the
-	// same storage. Nil skips the persistence tests (for in-memory
+	// same storage. Nil leaves the persistence tests out (for in-memory
 	// repositories).
 	Reopen func(t *testing.T, r template.Repository) template.Repository
 }
@@ -109,10 +109,11 @@ func Run(t *testing.T, f Factory) {
 		{"Reopen", reopenTests},
 	}
 	for _, g := range groups {
+		if g.name == "Reopen" && f.Reopen == nil {
+			// Nothing to test: an implementation without persistence.
+			continue
+		}
 		t.Run(g.name, func(t *testing.T) {
-			if g.name == "Reopen" && f.Reopen == nil {
-				t.Skip("templatetest: Factory.Reopen is nil; persistence not tested")
-			}
 			for _, tc := range g.tests {
 				t.Run(tc.name, func(t *testing.T) {
 					t.Parallel()

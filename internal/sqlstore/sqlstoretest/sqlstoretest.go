@@ -20,6 +20,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+
+	"github.com/directdl/directdl/internal/sqlstore"
 )
 
 // PostgresEnv is the environment variable holding the URL of a PostgreSQL
@@ -102,4 +104,22 @@ type Dialect struct {
 // Dialects lists SQLite and PostgreSQL, for tests that run on each.
 func Dialects() []Dialect {
 	return []Dialect{{"sqlite", SQLiteDSN}, {"postgres", PostgresDSN}}
+}
+
+// RecordNewerSchema records in the database dsn that component's schema is
+// at version, as a newer release of it would leave it, so that a test can
+// check that Open refuses a schema it does not know.
+func RecordNewerSchema(t testing.TB, dsn, component string, version int) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := sqlstore.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_, err = db.SQL().ExecContext(ctx, db.Rebind(`INSERT INTO schema_migrations (component, version, applied_at) VALUES (?, ?, ?)`),
+		component, version, time.Now().UnixNano())
+	if err != nil {
+		t.Fatal(err)
+	}
 }
