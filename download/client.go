@@ -253,10 +253,15 @@ func hostKey(u *url.URL) string {
 // download stops once every caller has gone.
 func (c *Client) Get(ctx context.Context, req Request) (*Result, error) {
 	start := time.Now()
-	j, err := c.newJob(req)
+	j, err := c.newJob(req, nil)
 	if err != nil {
 		return nil, err
 	}
+	return c.get(ctx, j, start)
+}
+
+// get runs j, or joins the same download already running.
+func (c *Client) get(ctx context.Context, j *job, start time.Time) (*Result, error) {
 	c.mu.Lock()
 	cl, ok := c.inflight[j.path]
 	for ok && cl.cancelled {
@@ -285,7 +290,13 @@ func (c *Client) Get(ctx context.Context, req Request) (*Result, error) {
 		cl = &call{url: j.rawURL, sum: j.sum, done: make(chan struct{}), cancel: cancel}
 		c.inflight[j.path] = cl
 		go func() {
-			res, err := c.run(dctx, j)
+			var res *Result
+			var err error
+			if j.fetch != nil {
+				res, err = c.runFetch(dctx, j)
+			} else {
+				res, err = c.run(dctx, j)
+			}
 			cancel()
 			c.mu.Lock()
 			delete(c.inflight, j.path)
@@ -358,24 +369,37 @@ type job struct {
 	hasSum  bool
 	size    int64
 	conns   int
+	// fetch, when set, writes the file instead of the engine (GetWith);
+	// url is then nil and rawURL opaque.
+	fetch FetchFunc
 }
 
-func (c *Client) newJob(req Request) (*job, error) {
+// newJob checks req. With fetch, the URL is only a name: any scheme, and
+// no checksum is taken from it.
+func (c *Client) newJob(req Request, fetch FetchFunc) (*job, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrRequest}, args...)...)
 	}
-	u, err := url.Parse(req.URL)
-	if err != nil {
-		return nil, bad("URL %s: %v", netguard.RedactString(req.URL), netguard.RedactError(err))
+	var j *job
+	if fetch != nil {
+		if req.URL == "" {
+			return nil, bad("no URL")
+		}
+		j = &job{rawURL: req.URL, safeURL: netguard.RedactString(req.URL), size: req.Size, conns: 1, fetch: fetch}
+	} else {
+		u, err := url.Parse(req.URL)
+		if err != nil {
+			return nil, bad("URL %s: %v", netguard.RedactString(req.URL), netguard.RedactError(err))
+		}
+		safe := netguard.Redact(u)
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return nil, bad("URL %s: scheme %q is not http or https", safe, u.Scheme)
+		}
+		if u.Host == "" {
+			return nil, bad("URL %s has no host", safe)
+		}
+		j = &job{rawURL: req.URL, url: u, safeURL: safe, size: req.Size, conns: c.cfg.connections}
 	}
-	safe := netguard.Redact(u)
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, bad("URL %s: scheme %q is not http or https", safe, u.Scheme)
-	}
-	if u.Host == "" {
-		return nil, bad("URL %s has no host", safe)
-	}
-	j := &job{rawURL: req.URL, url: u, safeURL: safe, size: req.Size, conns: c.cfg.connections}
 	if req.Connections > 0 {
 		j.conns = min(req.Connections, maxConnections)
 	}
@@ -400,8 +424,9 @@ func (c *Client) newJob(req Request) (*job, error) {
 			return nil, fmt.Errorf("%w: %w", ErrRequest, err)
 		}
 		j.sum, j.hasSum = s, true
+	case fetch != nil:
 	default:
-		s, rest, err := ChecksumFromURL(u)
+		s, rest, err := ChecksumFromURL(j.url)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrRequest, err)
 		}
