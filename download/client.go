@@ -19,6 +19,8 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/directdl/directdl/download/metalink"
+	"github.com/directdl/directdl/download/nfs"
 	"github.com/directdl/directdl/internal/netguard"
 )
 
@@ -30,6 +32,8 @@ type Client struct {
 	cfg  config
 	http *http.Client
 	tr   *http.Transport // nil with WithTransport
+	// dialer connects to NFS servers, with the policy.
+	dialer *netguard.Dialer
 
 	mu       sync.Mutex
 	hosts    map[string]*hostSlots
@@ -74,13 +78,14 @@ func New(opts ...Option) (*Client, error) {
 		hosts:    map[string]*hostSlots{},
 		inflight: map[string]*call{},
 	}
+	d, err := netguard.NewDialer(netPolicy(cfg.policy), &net.Dialer{KeepAlive: 30 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrOption, err)
+	}
+	d.Timeout = cfg.connectTimeout
+	c.dialer = d
 	rt := cfg.transport
 	if rt == nil {
-		d, err := netguard.NewDialer(netPolicy(cfg.policy), &net.Dialer{KeepAlive: 30 * time.Second})
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrOption, err)
-		}
-		d.Timeout = cfg.connectTimeout
 		tr := netguard.NewTransport(d, nil)
 		tr.MaxIdleConnsPerHost = cfg.hostConnections
 		tr.ResponseHeaderTimeout = cfg.socketTimeout
@@ -232,9 +237,13 @@ func (c *Client) slots(u *url.URL) (*hostSlots, string) {
 func hostKey(u *url.URL) string {
 	port := u.Port()
 	if port == "" {
-		port = "80"
-		if u.Scheme == "https" {
+		switch u.Scheme {
+		case "https":
 			port = "443"
+		case "nfs":
+			port = "2049"
+		default:
+			port = "80"
 		}
 	}
 	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
@@ -315,6 +324,7 @@ func (c *Client) get(ctx context.Context, j *job, start time.Time) (*Result, err
 		}
 		r := *cl.res
 		r.Redirects = append([]string(nil), r.Redirects...)
+		r.Sources = append([]MirrorReport(nil), r.Sources...)
 		r.Duration = time.Since(start)
 		return &r, nil
 	case <-ctx.Done():
@@ -372,6 +382,13 @@ type job struct {
 	// fetch, when set, writes the file instead of the engine (GetWith);
 	// url is then nil and rawURL opaque.
 	fetch FetchFunc
+	// metalink is the file a Request's Metalink describes; metalinkURL
+	// says url names a Metalink document, and metalinkFile which of its
+	// files to get. nfs says url is an nfs:// URL.
+	metalink     *metalink.File
+	metalinkURL  bool
+	metalinkFile string
+	nfs          bool
 }
 
 // newJob checks req. With fetch, the URL is only a name: any scheme, and
@@ -381,24 +398,46 @@ func (c *Client) newJob(req Request, fetch FetchFunc) (*job, error) {
 		return fmt.Errorf("%w: "+format, append([]any{ErrRequest}, args...)...)
 	}
 	var j *job
-	if fetch != nil {
+	switch {
+	case req.Metalink != nil:
+		f := *req.Metalink
+		if err := (&metalink.Metalink{Files: []metalink.File{f}}).Validate(metalink.RequireSize()); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrRequest, err)
+		}
+		safe := netguard.RedactString(req.URL)
+		if req.URL == "" {
+			safe = "metalink:" + f.Name
+		}
+		j = &job{rawURL: req.URL, safeURL: safe, size: req.Size, conns: c.cfg.connections, metalink: &f}
+	case fetch != nil:
 		if req.URL == "" {
 			return nil, bad("no URL")
 		}
 		j = &job{rawURL: req.URL, safeURL: netguard.RedactString(req.URL), size: req.Size, conns: 1, fetch: fetch}
-	} else {
+	default:
 		u, err := url.Parse(req.URL)
 		if err != nil {
 			return nil, bad("URL %s: %v", netguard.RedactString(req.URL), netguard.RedactError(err))
 		}
 		safe := netguard.Redact(u)
-		if u.Scheme != "http" && u.Scheme != "https" {
-			return nil, bad("URL %s: scheme %q is not http or https", safe, u.Scheme)
+		switch u.Scheme {
+		case "http", "https":
+		case "nfs":
+			if _, err := nfs.ParseURL(req.URL); err != nil {
+				return nil, bad("URL %s: %v", safe, netguard.RedactError(err))
+			}
+		default:
+			return nil, bad("URL %s: scheme %q is not http, https or nfs", safe, u.Scheme)
 		}
 		if u.Host == "" {
 			return nil, bad("URL %s has no host", safe)
 		}
-		j = &job{rawURL: req.URL, url: u, safeURL: safe, size: req.Size, conns: c.cfg.connections}
+		j = &job{rawURL: req.URL, url: u, safeURL: safe, size: req.Size, conns: c.cfg.connections, nfs: u.Scheme == "nfs"}
+		j.metalinkURL = !j.nfs && (req.AsMetalink || IsMetalinkURL(u))
+		j.metalinkFile = req.MetalinkFile
+	}
+	if req.MetalinkFile != "" && !j.metalinkURL {
+		return nil, bad("MetalinkFile %q is for a URL that names a Metalink document", req.MetalinkFile)
 	}
 	if req.Connections > 0 {
 		j.conns = min(req.Connections, maxConnections)
@@ -424,7 +463,7 @@ func (c *Client) newJob(req Request, fetch FetchFunc) (*job, error) {
 			return nil, fmt.Errorf("%w: %w", ErrRequest, err)
 		}
 		j.sum, j.hasSum = s, true
-	case fetch != nil:
+	case fetch != nil || j.url == nil || j.nfs:
 	default:
 		s, rest, err := ChecksumFromURL(j.url)
 		if err != nil {

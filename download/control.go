@@ -68,6 +68,10 @@ type control struct {
 	Size         int64         `json:"size"`
 	ETag         string        `json:"etag,omitempty"`
 	LastModified string        `json:"last_modified,omitempty"`
+	// Identity stands in for ETag and Last-Modified for a source that
+	// is known before any request: a Metalink's size and hashes, an NFS
+	// file's attributes.
+	Identity string `json:"identity,omitempty"`
 	Algorithm    Algorithm     `json:"algorithm"`
 	BootID       string        `json:"boot_id,omitempty"`
 	Latest       progressState `json:"latest"`

@@ -84,10 +84,25 @@ type transfer struct {
 	active       int
 	maxActive    int
 	durable      progressState
-	url          *url.URL // where ranges are asked: the first request's final URL
 	redirects    []string
 	resumedFrom  int64
 	restarts     int
+	// mirrors are the sources; primary is the requested HTTP URL among
+	// them (nil for a Metalink or NFS download), whose validators are
+	// etag and lastModified above and whose ranges go to primary.cur.
+	mirrors []*mirror
+	primary *mirror
+	// known: the size and identity come from the source before any
+	// request (a Metalink, an NFS file); identity then stands in for the
+	// validators when resuming.
+	known     bool
+	knownSize int64
+	identity  string
+	// sum is the checksum to verify: the request's, or one a Metalink or
+	// a Digest header gave.
+	sum    Checksum
+	hasSum bool
+	pieces *pieceSet
 
 	ckptMu      sync.Mutex // one control file write at a time
 	hash        hash.Hash
@@ -95,8 +110,10 @@ type transfer struct {
 	hashSnap    atomic.Pointer[progressState] // Hashed and HashState only
 	transferred atomic.Int64
 
-	wakeHash chan struct{}
-	wakeCkpt chan struct{}
+	wakeHash  chan struct{}
+	wakeCkpt  chan struct{}
+	wakePiece chan struct{}
+	wakeRound chan struct{}
 }
 
 // segment is a range [pos, end) of the file that one connection fills,
@@ -118,9 +135,19 @@ func (c *Client) run(ctx context.Context, j *job) (*Result, error) {
 	t := &transfer{
 		c: c, j: j, log: log.With(netguard.StringAttr("url", j.rawURL), slog.String("path", j.path)),
 		start: time.Now(), partPath: partPath(j.path), ctlPath: controlPath(j.path),
-		boot: bootID(), size: -1, url: j.url,
+		boot: bootID(), size: -1, knownSize: -1, sum: j.sum, hasSum: j.hasSum,
 		wakeHash: make(chan struct{}, 1), wakeCkpt: make(chan struct{}, 1),
+		wakePiece: make(chan struct{}, 1), wakeRound: make(chan struct{}, 1),
 	}
+	if err := t.setup(ctx); err != nil {
+		err = netguard.RedactError(err)
+		t.log.Warn("download failed", slog.String("error", err.Error()))
+		if t.c.cfg.progress != nil {
+			t.c.cfg.progress(Progress{URL: j.safeURL, Path: j.path, Total: -1, Final: true, Err: err})
+		}
+		return nil, err
+	}
+	defer t.closeSources()
 	if err := t.open(); err != nil {
 		return nil, err
 	}
@@ -159,7 +186,11 @@ func (t *transfer) open() error {
 			err = errors.New("part file does not have the recorded size")
 		}
 	}
-	if err == nil && ctl != nil && (ctl.ETag == "" || strings.HasPrefix(ctl.ETag, "W/")) && ctl.LastModified == "" {
+	switch {
+	case err != nil || ctl == nil:
+	case t.known && (ctl.Identity == "" || ctl.Identity != t.identity || ctl.Size != t.knownSize):
+		err = errors.New("the source is not the one the partial download came from")
+	case !t.known && (ctl.ETag == "" || strings.HasPrefix(ctl.ETag, "W/")) && ctl.LastModified == "":
 		// Nothing tells whether the remote file is still the one these
 		// bytes came from.
 		err = errors.New("the server gave no validator (strong ETag or Last-Modified)")
@@ -230,8 +261,8 @@ func sameFile(f *os.File, path string) error {
 
 // algorithm is the checksum's algorithm, or SHA-256 when none is given.
 func (t *transfer) algorithm() Checksum {
-	if t.j.hasSum {
-		return t.j.sum
+	if t.hasSum {
+		return t.sum
 	}
 	return Checksum{alg: SHA256}
 }
@@ -239,7 +270,7 @@ func (t *transfer) algorithm() Checksum {
 // reset forgets everything fetched: the remote is new, or unknown.
 func (t *transfer) reset() error {
 	t.mu.Lock()
-	t.size, t.etag, t.lastModified = -1, "", ""
+	t.size, t.etag, t.lastModified = t.knownSize, "", ""
 	t.done, t.durable, t.segs, t.pending = nil, progressState{}, nil, nil
 	t.resumedFrom = 0
 	t.mu.Unlock()
@@ -268,7 +299,13 @@ func (t *transfer) doneBytes() int64 {
 // when the remote changes and falling back to one stream when ranges fail.
 func (t *transfer) download(ctx context.Context) (*Result, error) {
 	for {
-		s, err := t.first(ctx)
+		var s *stream
+		var err error
+		if t.known {
+			err = t.prepareFile(t.knownSize)
+		} else {
+			s, err = t.first(ctx)
+		}
 		if err == nil {
 			err = t.fill(ctx, s)
 		}
@@ -281,6 +318,9 @@ func (t *transfer) download(ctx context.Context) (*Result, error) {
 				return nil, fmt.Errorf("%w: %s changed %d times during the download", ErrRemoteChanged, t.j.safeURL, t.restarts)
 			}
 			t.log.Warn("remote file changed; starting again from zero", slog.Int("restart", t.restarts))
+			if err := t.reopen(ctx); err != nil {
+				return nil, err
+			}
 			if err := t.reset(); err != nil {
 				return nil, err
 			}
@@ -300,14 +340,17 @@ func (t *transfer) download(ctx context.Context) (*Result, error) {
 	}
 }
 
-// stream is one response being read.
+// stream is one response (or NFS read) being read.
 type stream struct {
-	resp    *http.Response
+	resp    *http.Response // nil for NFS
+	body    io.ReadCloser
+	ctx     context.Context // cancelled with errStall by the idle timer
 	cancel  context.CancelCauseFunc
 	idle    *time.Timer
 	release func()
 	url     string // redacted
 	end     int64  // the body holds the file's bytes up to here (exclusive)
+	m       *mirror
 }
 
 func (s *stream) close() {
@@ -315,7 +358,7 @@ func (s *stream) close() {
 		return
 	}
 	s.idle.Stop()
-	s.resp.Body.Close()
+	s.body.Close()
 	s.cancel(nil)
 	if s.release != nil {
 		s.release()
@@ -323,8 +366,9 @@ func (s *stream) close() {
 }
 
 // request sends a GET for [from, to] (to < 0: to the end; from < 0: no
-// Range) with the idle timer running, and returns the response unchecked.
-func (t *transfer) request(ctx context.Context, u *url.URL, from, to int64, chain *netguard.Chain) (*stream, error) {
+// Range) to m with the idle timer running, and returns the response
+// unchecked. A range request carries If-Range with m's validators.
+func (t *transfer) request(ctx context.Context, m *mirror, u *url.URL, from, to int64, chain *netguard.Chain) (*stream, error) {
 	rctx, cancel := context.WithCancelCause(ctx)
 	if chain != nil {
 		rctx = netguard.WithChain(rctx, chain)
@@ -343,13 +387,17 @@ func (t *transfer) request(ctx context.Context, u *url.URL, from, to int64, chai
 			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", from))
 		}
 		t.mu.Lock()
-		switch {
-		case t.etag != "" && !strings.HasPrefix(t.etag, "W/"):
-			req.Header.Set("If-Range", t.etag)
-		case t.lastModified != "":
-			req.Header.Set("If-Range", t.lastModified)
+		etag, lm := t.etag, t.lastModified
+		if m != t.primary {
+			etag, lm = m.etag, m.lastModified
 		}
 		t.mu.Unlock()
+		switch {
+		case etag != "" && !strings.HasPrefix(etag, "W/"):
+			req.Header.Set("If-Range", etag)
+		case lm != "":
+			req.Header.Set("If-Range", lm)
+		}
 	}
 	timeout := t.c.cfg.socketTimeout
 	safe := netguard.Redact(u)
@@ -363,7 +411,7 @@ func (t *transfer) request(ctx context.Context, u *url.URL, from, to int64, chai
 		return nil, err
 	}
 	idle := time.AfterFunc(timeout, func() { cancel(errStall) })
-	return &stream{resp: resp, cancel: cancel, idle: idle, url: safe}, nil
+	return &stream{resp: resp, body: resp.Body, ctx: rctx, cancel: cancel, idle: idle, url: safe, m: m}, nil
 }
 
 // acquire takes a connection slot for u's host, waiting at most the
@@ -437,7 +485,7 @@ func (t *transfer) first(ctx context.Context) (*stream, error) {
 
 func (t *transfer) firstOnce(ctx context.Context, from, to int64, resuming bool) (*stream, error) {
 	chain := &netguard.Chain{}
-	s, err := t.request(ctx, t.j.url, from, to, chain)
+	s, err := t.request(ctx, t.primary, t.j.url, from, to, chain)
 	if err != nil {
 		return nil, err
 	}
@@ -519,7 +567,7 @@ func (t *transfer) firstOnce(ctx context.Context, from, to int64, resuming bool)
 	}
 	t.mu.Lock()
 	t.etag, t.lastModified, t.ranges = etag, lm, ranges
-	t.url = resp.Request.URL
+	t.primary.cur = resp.Request.URL
 	if t.redirects == nil {
 		t.redirects = chain.URLs()
 	}
@@ -534,6 +582,9 @@ func (t *transfer) firstOnce(ctx context.Context, from, to int64, resuming bool)
 	}
 	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		return nil, nil
+	}
+	if ranges {
+		t.metalinkHTTP(resp)
 	}
 	return s, nil
 }
@@ -688,31 +739,49 @@ func permanent(ctx context.Context, err error) bool {
 	return errors.As(err, &se) || errors.As(err, &le)
 }
 
-// fill fetches every missing range, the first from s, the others over
-// more connections, and waits until the hash cursor has caught up.
+// maxRounds bounds how often fill sends its connections out again for
+// bytes still missing when they all stopped: pieces that failed their hash
+// after the others were done, or sources back from a backoff.
+const maxRounds = 64
+
+var (
+	// errSwitch: the connection leaves its source; its range goes back
+	// to the others.
+	errSwitch = errors.New("switching source")
+	// errSourceDropped: the source was dropped while a request to it was
+	// being read.
+	errSourceDropped = errors.New("source dropped")
+)
+
+// fill fetches every missing range, the first from s (the first response,
+// when the size was learned from it), the others over more connections, and
+// waits until the pieces are checked and the hash cursor has caught up.
 func (t *transfer) fill(ctx context.Context, s *stream) error {
 	t.mu.Lock()
-	size, ranges := t.size, t.ranges && !t.noRanges
+	size, ranges := t.size, (t.ranges && !t.noRanges) || t.known
 	var first *segment
 	t.segs, t.pending = t.segs[:0], nil
-	if s != nil {
-		if ranges {
-			// The first response brings the first chunk of the first
-			// gap; the rest waits to be claimed, front first.
-			g := t.done.gaps(size)
-			first = &segment{pos: g[0].Start, end: s.end}
-			t.pending = g.clone()
-			t.pending[0].Start = s.end
-			if t.pending[0].Start >= t.pending[0].End {
-				t.pending = t.pending[1:]
-			}
-		} else {
-			end := size
-			if end < 0 {
-				end = 1<<63 - 1
-			}
-			first = &segment{pos: 0, end: end}
+	switch {
+	case s != nil && ranges:
+		// The first response brings the first chunk of the first gap;
+		// the rest waits to be claimed, front first.
+		g := t.done.gaps(size)
+		first = &segment{pos: g[0].Start, end: s.end}
+		t.pending = g.clone()
+		t.pending[0].Start = s.end
+		if t.pending[0].Start >= t.pending[0].End {
+			t.pending = t.pending[1:]
 		}
+	case s != nil:
+		end := size
+		if end < 0 {
+			end = 1<<63 - 1
+		}
+		first = &segment{pos: 0, end: end}
+	case size >= 0:
+		t.pending = t.toFetch()
+	}
+	if first != nil {
 		first.reqFrom, first.reqAt = first.pos, time.Now()
 		t.segs = append(t.segs, first)
 	}
@@ -725,35 +794,67 @@ func (t *transfer) fill(ctx context.Context, s *stream) error {
 	go func() { defer bgWG.Done(); hashDone <- t.cursor(bg) }()
 	go func() { defer bgWG.Done(); t.checkpointer(bg) }()
 	go func() { defer bgWG.Done(); t.reporter(bg) }()
+	if t.pieces != nil {
+		t.queueWritten()
+		bgWG.Add(1)
+		go func() { defer bgWG.Done(); t.checker(bg) }()
+	}
 	defer func() { stopBg(); bgWG.Wait() }()
 
-	if s != nil {
+	for round := 0; ; round++ {
 		g, gctx := errgroup.WithContext(ctx)
-		// The first connection keeps its slot for as long as it works,
-		// not only for its first response.
-		release := s.release
-		s.release = nil
-		g.Go(func() error {
-			defer release()
-			return t.work(gctx, first, s, ranges, nil)
-		})
-		if ranges {
-			for i := 1; i < t.j.conns; i++ {
-				g.Go(func() error { return t.extra(gctx) })
+		n := t.j.conns
+		if s != nil {
+			// The first connection keeps its slot for as long as it
+			// works, not only for its first response.
+			release := s.release
+			s.release = nil
+			seg, st := first, s
+			g.Go(func() error { return t.worker(gctx, st.m, release, seg, st, ranges, true) })
+			n--
+		}
+		if ranges || s == nil {
+			for i := range n {
+				lead := s == nil && i == 0
+				g.Go(func() error { return t.worker(gctx, nil, nil, nil, nil, ranges, lead) })
 			}
 		}
+		s = nil
 		if err := g.Wait(); err != nil {
 			return err
 		}
-	}
-	t.mu.Lock()
-	if t.size < 0 {
-		t.size = t.done.prefix() // one stream of unknown length ended
-	}
-	complete := len(t.done.gaps(t.size)) == 0
-	t.mu.Unlock()
-	if !complete {
-		return fmt.Errorf("%w: transfer ended with bytes missing", ErrBadResponse)
+		if err := t.waitChecks(ctx); err != nil {
+			return err
+		}
+		t.mu.Lock()
+		if t.size < 0 {
+			t.size = t.done.prefix() // one stream of unknown length ended
+		}
+		complete := len(t.done.gaps(t.size)) == 0
+		var alive bool
+		for _, m := range t.mirrors {
+			alive = alive || m.out == nil
+		}
+		var perr error
+		if t.pieces != nil {
+			perr = t.pieces.err
+		}
+		t.pending = t.toFetch()
+		t.mu.Unlock()
+		switch {
+		case perr != nil:
+			return perr
+		case complete:
+		case !alive:
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			return t.noSourceError()
+		case ranges && round < maxRounds:
+			continue
+		default:
+			return fmt.Errorf("%w: transfer ended with bytes missing", ErrBadResponse)
+		}
+		break
 	}
 	poke(t.wakeHash)
 	select {
@@ -764,6 +865,39 @@ func (t *transfer) fill(ctx context.Context, s *stream) error {
 	}
 }
 
+// toFetch is what no request covers yet: the gaps, less the bad pieces
+// waiting to be fetched again (claimed separately). Called with t.mu held.
+func (t *transfer) toFetch() spans {
+	g := t.done.gaps(t.size)
+	if t.pieces != nil {
+		for _, r := range t.pieces.redo {
+			g = g.remove(t.pieces.bounds(r.idx))
+		}
+	}
+	return g
+}
+
+// waitChecks waits until every complete piece has been checked.
+func (t *transfer) waitChecks(ctx context.Context) error {
+	if t.pieces == nil {
+		return nil
+	}
+	for {
+		t.mu.Lock()
+		idle := t.pieces.idle()
+		t.mu.Unlock()
+		if idle {
+			return nil
+		}
+		poke(t.wakePiece)
+		select {
+		case <-t.wakeRound:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
 func poke(c chan struct{}) {
 	select {
 	case c <- struct{}{}:
@@ -771,39 +905,154 @@ func poke(c chan struct{}) {
 	}
 }
 
-// extra runs one more connection: it waits for a slot (giving up quietly
-// if none frees in time, since the download goes on without it), then
-// takes work until none is left.
-func (t *transfer) extra(ctx context.Context) error {
-	t.mu.Lock()
-	u := t.url
-	t.mu.Unlock()
-	release, hs, err := t.acquire(ctx, u, false)
-	if err != nil {
-		if ctx.Err() != nil {
+// worker runs one connection. It takes a source (m, when it starts with
+// one, as the first connection does with the first response s for seg),
+// then ranges to fetch from it until none is left. It moves to another
+// source when its own fails or a better one has room, and gives back its
+// slot between ranges while another download waits for its first
+// connection. Only the lead connection of a download must get a slot: the
+// others give up quietly if none frees in time, since the download goes on
+// without them.
+func (t *transfer) worker(ctx context.Context, m *mirror, release func(), seg *segment, s *stream, ranges, lead bool) error {
+	var hs *hostSlots
+	leave := func() {
+		if release != nil {
+			release()
+			release = nil
+		}
+		if m != nil {
+			t.mu.Lock()
+			m.active--
+			t.mu.Unlock()
+			m = nil
+		}
+	}
+	defer leave()
+	if m != nil {
+		t.mu.Lock()
+		m.active++
+		t.mu.Unlock()
+	}
+	// Connections counts those that fetched, not slots taken by
+	// connections that found nothing left to do.
+	counted := false
+	defer func() {
+		if counted {
+			t.mu.Lock()
+			t.active--
+			t.mu.Unlock()
+		}
+	}()
+	for {
+		if m == nil {
+			var err error
+			if m, release, hs, err = t.takeSource(ctx, lead); m == nil || err != nil {
+				return err
+			}
+			lead = false
+		}
+		if seg == nil {
+			t.mu.Lock()
+			keep := t.stay(m, time.Now())
+			t.mu.Unlock()
+			if !keep {
+				leave()
+				continue
+			}
+			if seg = t.claim(m); seg == nil {
+				return nil
+			}
+		}
+		if !counted {
+			counted = true
+			t.mu.Lock()
+			t.active++
+			t.maxActive = max(t.maxActive, t.active)
+			t.mu.Unlock()
+		}
+		err := t.fetch(ctx, seg, s, m, ranges)
+		s = nil
+		switch {
+		case err == nil:
+			seg = nil
+		case errors.Is(err, errSwitch):
+			t.giveBack(seg)
+			seg = nil
+			leave()
+			continue
+		default:
+			return err
+		}
+		// Between ranges, make way for another download's first
+		// connection.
+		if hs != nil && hs.firstWaiting.Load() > 0 {
 			return nil
 		}
-		t.log.Debug("connection not opened", slog.String("error", err.Error()))
-		return nil
 	}
-	defer release()
-	seg := t.claim()
-	if seg == nil {
-		return nil
-	}
-	// Between chunks, make way for another download's first connection.
-	return t.work(ctx, seg, nil, true, func() bool { return hs.firstWaiting.Load() > 0 })
 }
 
-// claim gives the caller the next range to fetch: the next chunk from the
-// front of what no request covers yet, so that the file fills from its
-// start and the hash cursor keeps up; or, when everything is requested, the
-// back half of a request in flight whose owner is slow. It returns nil when
-// nothing is worth taking.
-func (t *transfer) claim() *segment {
+// takeSource picks a source with room and takes a connection slot to its
+// host, waiting while every usable source is in a backoff and work is
+// left. It returns a nil source when there is nothing to do, every source
+// is gone, or (but for the lead connection, which fails) no slot is free.
+func (t *transfer) takeSource(ctx context.Context, lead bool) (*mirror, func(), *hostSlots, error) {
+	for {
+		t.mu.Lock()
+		work := len(t.pending) > 0 || (t.pieces != nil && len(t.pieces.redo) > 0)
+		m, next := t.pick(time.Now())
+		var u *url.URL
+		if m != nil {
+			u = m.hostKey()
+		}
+		t.mu.Unlock()
+		if m == nil {
+			if next.IsZero() || !work {
+				return nil, nil, nil, nil
+			}
+			tm := time.NewTimer(time.Until(next))
+			select {
+			case <-tm.C:
+				continue
+			case <-ctx.Done():
+				tm.Stop()
+				return nil, nil, nil, nil
+			}
+		}
+		release, hs, err := t.acquire(ctx, u, lead)
+		if err != nil {
+			t.mu.Lock()
+			m.active--
+			t.mu.Unlock()
+			if lead && ctx.Err() == nil {
+				return nil, nil, nil, err
+			}
+			t.log.Debug("connection not opened", slog.String("error", err.Error()))
+			return nil, nil, nil, nil
+		}
+		return m, release, hs, nil
+	}
+}
+
+// giveBack returns the unfetched rest of seg to the ranges to claim.
+func (t *transfer) giveBack(seg *segment) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.noRanges {
+	if seg.pos < seg.end {
+		t.pending = t.pending.add(seg.pos, seg.end)
+	}
+	seg.end = seg.pos // not in flight any more; claim prunes it
+}
+
+// claim gives a connection on m the next range to fetch: a bad piece to
+// fetch again; else the next chunk from the front of what no request
+// covers yet, so that the file fills from its start and the hash cursor
+// keeps up; or, when everything is requested, the back half of a request
+// in flight whose owner is slow. It returns nil when nothing is worth
+// taking.
+func (t *transfer) claim(m *mirror) *segment {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.noRanges && !t.known {
 		return nil
 	}
 	live := t.segs[:0]
@@ -814,9 +1063,18 @@ func (t *transfer) claim() *segment {
 	}
 	clear(t.segs[len(live):])
 	t.segs = live
+	if seg := t.claimRedo(m); seg != nil {
+		return seg
+	}
 	if len(t.pending) > 0 {
 		p := t.pending[0]
 		end := min(p.End, p.Start+t.chunk())
+		if t.pieces != nil {
+			// Ranges end on piece boundaries, so a piece comes from one
+			// source, which its check then vouches for or blames.
+			l := t.pieces.length
+			end = min(p.End, (end+l-1)/l*l)
+		}
 		if p.End-end < t.c.cfg.minSplit {
 			end = p.End // no sliver left behind
 		}
@@ -855,7 +1113,11 @@ func (t *transfer) claim() *segment {
 	if best == nil {
 		return nil
 	}
-	mid := (best.end - bestRest/2) &^ (64<<10 - 1)
+	align := int64(64 << 10)
+	if t.pieces != nil {
+		align = t.pieces.length
+	}
+	mid := (best.end - bestRest/2) / align * align
 	if mid <= best.pos+bufSize {
 		return nil
 	}
@@ -875,62 +1137,85 @@ func (t *transfer) chunk() int64 {
 	return min(c, max(t.c.cfg.minSplit, t.pending.total()/conns))
 }
 
-// work fills seg, then claims more while there is any, unless yield says
-// to stop between ranges. s, if not nil, is an open response for seg.
-func (t *transfer) work(ctx context.Context, seg *segment, s *stream, ranges bool, yield func() bool) error {
+// fetch fills seg from m, with retries. s, if not nil, is an open
+// response for seg. It returns errSwitch when the rest of seg should go to
+// another source.
+func (t *transfer) fetch(ctx context.Context, seg *segment, s *stream, m *mirror, ranges bool) error {
 	defer func() { s.close() }()
-	// Connections counts those that fetched, not slots taken by extras
-	// that found nothing left to do.
-	t.mu.Lock()
-	t.active++
-	t.maxActive = max(t.maxActive, t.active)
-	t.mu.Unlock()
-	defer func() {
+	attempt := 0
+	for {
 		t.mu.Lock()
-		t.active--
+		finished := seg.pos >= seg.end
 		t.mu.Unlock()
-	}()
-	for seg != nil {
-		attempt := 0
-		for {
-			t.mu.Lock()
-			finished := seg.pos >= seg.end
-			t.mu.Unlock()
-			if finished {
-				break
-			}
-			if s == nil {
-				var err error
-				s, err = t.openRange(ctx, seg, ranges)
-				if err != nil && t.refollow(err) {
-					err = &refollowed{err} // retried, from the requested URL
-				}
-				if err != nil {
-					if attempt, err = t.retry(ctx, err, attempt, false); err != nil {
-						return err
-					}
-					continue
-				}
-			}
-			before := t.doneBytes()
-			_, err := t.copy(ctx, seg, s)
-			s.close()
-			s = nil
-			if err == nil {
-				continue
-			}
-			// Progress is new bytes: a stream that starts again from zero
-			// and breaks at the same place makes none.
-			if attempt, err = t.retry(ctx, err, attempt, t.doneBytes() > before); err != nil {
-				return err
-			}
-		}
-		if yield != nil && yield() {
+		if finished {
 			return nil
 		}
-		seg = t.claim()
+		if s == nil {
+			var err error
+			s, err = t.openRange(ctx, seg, m, ranges)
+			if err != nil && m == t.primary && t.refollow(err) {
+				err = &refollowed{err} // retried, from the requested URL
+			}
+			if err != nil {
+				if attempt, err = t.onError(ctx, m, err, attempt, false); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		before := t.doneBytes()
+		start := time.Now()
+		n, err := t.copy(ctx, seg, s)
+		s.close()
+		s = nil
+		if err == nil {
+			t.mu.Lock()
+			t.sampled(m, n, time.Since(start))
+			t.mu.Unlock()
+			continue
+		}
+		// Progress is new bytes: a stream that starts again from zero
+		// and breaks at the same place makes none.
+		if attempt, err = t.onError(ctx, m, err, attempt, t.doneBytes() > before); err != nil {
+			return err
+		}
 	}
-	return nil
+}
+
+// onError decides where a failed request on m leads: another attempt on m
+// after a backoff (nil), the rest of the range moving to another source
+// (errSwitch), or the end of the download (the error).
+func (t *transfer) onError(ctx context.Context, m *mirror, err error, attempt int, progressed bool) (int, error) {
+	if ctx.Err() != nil {
+		return attempt, context.Cause(ctx)
+	}
+	if errors.Is(err, errSourceDropped) {
+		return attempt, errSwitch
+	}
+	var se *SpaceError
+	var le *localError
+	if errors.As(err, &se) || errors.As(err, &le) {
+		return attempt, err
+	}
+	if (m == t.primary || m.kind == kindNFS) && (errors.Is(err, errRestart) || errors.Is(err, errNoRanges)) {
+		return attempt, err // handled by download
+	}
+	t.mu.Lock()
+	if t.othersUsable(m) {
+		t.failed(m, err, permanent(ctx, err))
+		t.mu.Unlock()
+		return attempt, errSwitch
+	}
+	m.failures++
+	t.mu.Unlock()
+	// The last source: retry as a download from one source does.
+	attempt, err = t.retry(ctx, err, attempt, progressed)
+	if err != nil && len(t.mirrors) > 1 {
+		t.mu.Lock()
+		t.drop(m, err)
+		t.mu.Unlock()
+	}
+	return attempt, err
 }
 
 // refollow handles a refusal (401, 403, 404, 410) from the redirect target
@@ -950,24 +1235,31 @@ func (t *transfer) refollow(err error) bool {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.url.String() == t.j.url.String() {
+	if t.primary.cur.String() == t.j.url.String() {
 		return false
 	}
-	t.url = t.j.url
+	t.primary.cur = t.j.url
 	t.log.Warn("redirect target refused a range; following the requested URL again", slog.Int("status", he.Status))
 	return true
 }
 
-// openRange requests the rest of seg and checks the response is that range of
-// the same file. Without ranges it requests the whole file and rewinds seg.
-func (t *transfer) openRange(ctx context.Context, seg *segment, ranges bool) (*stream, error) {
+// openRange requests the rest of seg from m and checks the response is
+// that range of the same file. Without ranges it requests the whole file
+// and rewinds seg.
+func (t *transfer) openRange(ctx context.Context, seg *segment, m *mirror, ranges bool) (*stream, error) {
 	t.mu.Lock()
-	u := t.url
+	u := m.cur
 	from, to := seg.pos, seg.end-1
 	seg.reqFrom, seg.reqAt = seg.pos, time.Now()
 	t.mu.Unlock()
+	switch {
+	case m.kind == kindNFS:
+		return t.openNFS(ctx, m, from, to+1)
+	case m != t.primary:
+		return t.openMirror(ctx, m, u, from, to)
+	}
 	if !ranges {
-		s, err := t.request(ctx, u, -1, -1, nil)
+		s, err := t.request(ctx, m, u, -1, -1, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -994,7 +1286,7 @@ func (t *transfer) openRange(ctx context.Context, seg *segment, ranges bool) (*s
 		}
 		return s, nil
 	}
-	s, err := t.request(ctx, u, from, to, nil)
+	s, err := t.request(ctx, m, u, from, to, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -1025,7 +1317,7 @@ func (t *transfer) openRange(ctx context.Context, seg *segment, ranges bool) (*s
 		}
 		s.end = to + 1
 		t.mu.Lock()
-		t.url = resp.Request.URL // after a refollow, the fresh target
+		m.cur = resp.Request.URL // after a refollow, the fresh target
 		t.mu.Unlock()
 		return s, nil
 	case http.StatusOK:
@@ -1054,19 +1346,24 @@ func (t *transfer) copy(ctx context.Context, seg *segment, s *stream) (int64, er
 	defer bufPool.Put(buf)
 	var written, sinceCkpt int64
 	timeout := t.c.cfg.socketTimeout
+	m := s.m
 	for {
 		t.mu.Lock()
 		pos, limit := seg.pos, min(seg.end, s.end)-seg.pos
+		out := m.out
 		t.mu.Unlock()
+		if out != nil {
+			return written, fmt.Errorf("%s: %w", s.url, errSourceDropped)
+		}
 		if limit <= 0 {
-			if pos == s.end {
+			if pos == s.end && s.resp != nil {
 				// Read the end of the body so the connection is reused.
 				var b [1]byte
-				s.resp.Body.Read(b[:])
+				s.body.Read(b[:])
 			}
 			return written, nil
 		}
-		n, rerr := s.resp.Body.Read((*buf)[:min(int64(len(*buf)), limit)])
+		n, rerr := s.body.Read((*buf)[:min(int64(len(*buf)), limit)])
 		if n > 0 {
 			s.idle.Reset(timeout)
 			t.transferred.Add(int64(n))
@@ -1076,6 +1373,8 @@ func (t *transfer) copy(ctx context.Context, seg *segment, s *stream) (int64, er
 			t.mu.Lock()
 			seg.pos += int64(n)
 			t.done = t.done.add(pos, pos+int64(n))
+			m.bytes += int64(n)
+			t.wrote(m, pos, int64(n))
 			t.mu.Unlock()
 			written += int64(n)
 			sinceCkpt += int64(n)
@@ -1103,7 +1402,7 @@ func (t *transfer) copy(ctx context.Context, seg *segment, s *stream) (int64, er
 			return written, nil
 		}
 		if rerr != nil {
-			if errors.Is(context.Cause(s.resp.Request.Context()), errStall) {
+			if errors.Is(context.Cause(s.ctx), errStall) {
 				return written, fmt.Errorf("%w: no data from %s for %v", ErrStalled, s.url, timeout)
 			}
 			if ctx.Err() != nil {
@@ -1126,6 +1425,9 @@ func (t *transfer) cursor(ctx context.Context) error {
 	for {
 		t.mu.Lock()
 		p, size := t.done.prefix(), t.size
+		if t.pieces != nil {
+			p = min(p, t.pieces.verified()) // never hash a piece before its check
+		}
 		t.mu.Unlock()
 		for off < p {
 			n := min(int64(len(buf)), p-off)
@@ -1197,7 +1499,7 @@ func (t *transfer) checkpoint(durable bool) error {
 		st.Hashed, st.HashState = hs.Hashed, hs.HashState
 	}
 	c := &control{
-		Version: controlVersion, URL: t.j.safeURL, Size: t.size, ETag: t.etag, LastModified: t.lastModified,
+		Version: controlVersion, URL: t.j.safeURL, Size: t.size, ETag: t.etag, LastModified: t.lastModified, Identity: t.identity,
 		Algorithm: t.algorithm().Algorithm(), BootID: t.boot, Latest: st, Durable: t.durable,
 	}
 	t.mu.Unlock()
@@ -1257,8 +1559,8 @@ func (t *transfer) commit() (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.j.hasSum {
-		if err := t.j.sum.Verify(t.hash.Sum(nil)); err != nil {
+	if t.hasSum {
+		if err := t.sum.Verify(t.hash.Sum(nil)); err != nil {
 			var ce *ChecksumError
 			if errors.As(err, &ce) {
 				ce.URL = t.j.safeURL
@@ -1288,9 +1590,12 @@ func (t *transfer) commit() (*Result, error) {
 	defer t.mu.Unlock()
 	res := &Result{
 		URL: t.j.safeURL, Path: t.j.path, Size: t.size, Digest: sum.String(), Sum: sum,
-		Verified: t.j.hasSum, BytesTransferred: t.transferred.Load(), ResumedFrom: t.resumedFrom,
-		Connections: t.maxActive, Redirects: t.redirects, Ranges: t.ranges && !t.noRanges,
-		Restarts: t.restarts, Duration: time.Since(t.start),
+		Verified: t.hasSum, BytesTransferred: t.transferred.Load(), ResumedFrom: t.resumedFrom,
+		Connections: t.maxActive, Redirects: t.redirects, Ranges: (t.ranges && !t.noRanges) || t.known,
+		Restarts: t.restarts, Duration: time.Since(t.start), Sources: t.reports(),
+	}
+	if t.pieces != nil {
+		res.PiecesRefetched = t.pieces.refetched
 	}
 	t.log.Info("downloaded", slog.Int64("size", res.Size), slog.String("digest", res.Digest),
 		slog.Int64("transferred", res.BytesTransferred), slog.Duration("duration", res.Duration))

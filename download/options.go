@@ -68,6 +68,8 @@ type config struct {
 	logger                                        *slog.Logger
 	resume                                        bool
 	userAgent                                     string
+	mirrorConns                                   int
+	metalinkHTTP                                  bool
 }
 
 func defaultConfig() config {
@@ -85,6 +87,7 @@ func defaultConfig() config {
 		progressInterval: DefaultProgressInterval,
 		resume:           true,
 		userAgent:        "directdl",
+		metalinkHTTP:     true,
 	}
 }
 
@@ -341,4 +344,30 @@ func WithResume(on bool) Option {
 // WithUserAgent sets the User-Agent header (default "directdl").
 func WithUserAgent(ua string) Option {
 	return func(c *config) error { c.userAgent = ua; return nil }
+}
+
+// WithMirrorConnections caps the connections one mirror of a Metalink
+// download gets at once, 1 to 64. Default: the download's connections
+// divided evenly among the mirrors still in use, rounded up, so that every
+// mirror works in parallel and the better ones (by priority, then by
+// measured rate) get the larger share; a mirror that fails or is dropped
+// leaves its share to the others. A mirror named in a Link header always
+// gets one connection (RFC 6249).
+func WithMirrorConnections(n int) Option {
+	return func(c *config) error {
+		if n < 1 || n > maxConnections {
+			return optErr("mirror connections must be 1 to %d, got %d", maxConnections, n)
+		}
+		c.mirrorConns = n
+		return nil
+	}
+}
+
+// WithMetalinkHTTP sets whether a plain HTTP download uses what its first
+// response offers by RFC 6249 (default true): a Digest (or Repr-Digest)
+// header becomes the checksum when the Request has none, and mirrors in
+// Link rel=duplicate headers join the download, one connection each, when
+// the download has a checksum to vouch for their bytes.
+func WithMetalinkHTTP(on bool) Option {
+	return func(c *config) error { c.metalinkHTTP = on; return nil }
 }

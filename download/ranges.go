@@ -85,3 +85,33 @@ func (s spans) valid(size int64) bool {
 }
 
 func (s spans) clone() spans { return append(spans(nil), s...) }
+
+// remove takes [start, end) out of the set.
+func (s spans) remove(start, end int64) spans {
+	if start >= end {
+		return s
+	}
+	var out spans
+	for _, r := range s {
+		if r.End <= start || r.Start >= end {
+			out = append(out, r)
+			continue
+		}
+		if r.Start < start {
+			out = append(out, span{r.Start, start})
+		}
+		if r.End > end {
+			out = append(out, span{end, r.End})
+		}
+	}
+	return out
+}
+
+// covers reports whether [start, end) lies wholly in the set.
+func (s spans) covers(start, end int64) bool {
+	if start >= end {
+		return true
+	}
+	i := sort.Search(len(s), func(i int) bool { return s[i].End > start })
+	return i < len(s) && s[i].Start <= start && s[i].End >= end
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/directdl/directdl/download/metalink"
 	"github.com/directdl/directdl/internal/netguard"
 )
 
@@ -31,6 +32,18 @@ type Request struct {
 	// Connections, when positive, overrides the Client's connections per
 	// download for this request (at most 64).
 	Connections int
+	// Metalink, when not nil, is the file to download as a Metalink
+	// describes it: its size, whole-file hash, piece hashes and mirrors
+	// (http and https ones are used). URL is then optional and only names
+	// the download in results. Pick one from a parsed document, and make
+	// Path with File.SafeJoin when the name comes from the document.
+	Metalink *metalink.File
+	// AsMetalink says URL names a Metalink document even though its path
+	// does not end in ".metalink" or ".meta4" (see IsMetalinkURL).
+	AsMetalink bool
+	// MetalinkFile names the file to download when the Metalink document
+	// at URL describes several.
+	MetalinkFile string
 }
 
 // Result describes a finished download.
@@ -68,6 +81,12 @@ type Result struct {
 	Restarts int
 	// Duration is the wall time of the call.
 	Duration time.Duration
+	// Sources reports what each source did: the requested URL, or the
+	// mirrors of a Metalink or of Link headers, or the NFS file.
+	Sources []MirrorReport
+	// PiecesRefetched counts the Metalink pieces that failed their hash
+	// and were fetched again.
+	PiecesRefetched int
 }
 
 // Progress is a snapshot of one download, sent to the sink given with
