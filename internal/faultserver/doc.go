@@ -3,8 +3,9 @@
 // without holding it in memory, answers Range requests as RFC 9110 says, and
 // misbehaves on demand in the ways real servers do: ignored ranges, 200
 // for 206, wrong Content-Range, reset or truncated connections, 5xx bursts,
-// stalls, slow links, content that changes mid-download, redirect chains
-// across hosts, and TLS chains missing their intermediate.
+// stalls, slow links and slow uplinks, corrupted bytes, content that
+// changes mid-download, redirect chains across hosts, and TLS chains
+// missing their intermediate.
 //
 // # Starting a server in a test
 //
@@ -46,6 +47,14 @@
 // [Server.Change] makes a new version of a resource at once, as if the
 // remote file were replaced.
 //
+// Rate caps each response; ServerRate caps all of them together, as the
+// uplink of one mirror does, sharing it among concurrent connections.
+// CorruptOffset and CorruptLength flip a range of content bytes in every
+// response while the validators stay those of the true content: a mirror
+// serving a bad piece, which only a client that hashes pieces notices.
+// Several servers with the same seed and one of them corrupting are
+// mirrors of one file for testing Metalink downloads.
+//
 // ResetAfter closes the connection with a TCP reset (SO_LINGER 0) once
 // what was written has reached the client, so the client reads exactly
 // that many bytes and then ECONNRESET; TruncateAfter closes it cleanly
@@ -75,11 +84,14 @@
 // [Server.Requests] is the log of finished requests: connection number,
 // listener, method, path, Range and If-Range, status, body bytes and the
 // fault applied. [Server.Stats] counts requests, bytes and connections,
-// with the peaks of concurrent connections and requests.
+// with the peaks of concurrent connections and requests. [WithHandler]
+// adds endpoints outside the log and the counters, such as one that
+// reports them to a script.
 //
 // # Standalone
 //
 // The program in cmd/faultserver serves a resource with the faults set by
 // flags, prints its URL (and digests, if asked) and runs until interrupted,
-// for benchmark scripts that compare whole programs.
+// for benchmark scripts that compare whole programs; with -control it
+// answers GET /_stats and POST /_reset so that they can count bytes.
 package faultserver

@@ -1,6 +1,8 @@
 package faultserver
 
 import (
+	"io"
+	"math"
 	"sync/atomic"
 	"time"
 )
@@ -36,8 +38,25 @@ type Faults struct {
 	// bucket per response, so per connection, as HTTP/1.1 serves one
 	// response at a time on a connection). Zero or less: unlimited.
 	Rate int64
+	// ServerRate caps the body bytes of all the server's responses
+	// together, on every host and listener, at this many bytes per second,
+	// as a mirror's uplink would: one token bucket shared by every
+	// response, from which each takes small chunks in turn, so that
+	// concurrent connections get about equal shares. It applies on top of
+	// Rate. Responses started before a SetFaults keep drawing on the
+	// bucket of the faults they started under. Zero or less: unlimited.
+	ServerRate int64
 	// Latency delays the response headers of every request.
 	Latency time.Duration
+
+	// CorruptLength, when positive, makes every response body byte whose
+	// offset in the content lies in [CorruptOffset,
+	// CorruptOffset+CorruptLength) go out XOR 0xFF, in full (200) and
+	// partial (206) responses alike, on every host, for every resource.
+	// The ETag, the sizes and [Server.Version] stay those of the true
+	// content, so a client notices only by hashing what it got: the mirror
+	// that serves a bad piece.
+	CorruptOffset, CorruptLength int64
 
 	// ResetAfter, when positive, makes the server reset the TCP connection
 	// (a close with SO_LINGER 0, so the client reads ECONNRESET rather than
@@ -95,6 +114,10 @@ type faultState struct {
 	requests map[string]*atomic.Int64
 	bytes    map[string]*atomic.Int64
 	fired    map[string]*atomic.Bool
+	// uplink is the bucket of ServerRate, nil when there is none.
+	uplink *sharedPacer
+	// corruptEnd is CorruptOffset+CorruptLength, saturated.
+	corruptEnd int64
 }
 
 // newFaultState installs f for the given resource paths.
@@ -115,6 +138,15 @@ func newFaultState(f Faults, paths []string) *faultState {
 	}
 	if s.FailStatus == 0 {
 		s.FailStatus = 503
+	}
+	if f.CorruptLength > 0 {
+		s.corruptEnd = f.CorruptOffset + f.CorruptLength
+		if s.corruptEnd < f.CorruptOffset {
+			s.corruptEnd = math.MaxInt64
+		}
+	}
+	if f.ServerRate > 0 {
+		s.uplink = newSharedPacer(f.ServerRate, pacedChunk(f.ServerRate))
 	}
 	s.failLeft.Store(int64(f.FailRequests))
 	s.bodyFaultLeft.Store(int64(f.BodyFaultResponses))
@@ -143,6 +175,44 @@ func (s *faultState) takeBodyFault() bool {
 		return true
 	}
 	return s.bodyFaultLeft.Load() > 0 && s.bodyFaultLeft.Add(-1) >= 0
+}
+
+// corrupts reports whether content bytes [off, off+n) overlap the
+// corrupted range.
+func (s *faultState) corrupts(off, n int64) bool {
+	return s.CorruptLength > 0 && n > 0 &&
+		off < s.corruptEnd && s.CorruptOffset < off+n
+}
+
+// corrupt flips the bytes of b, which holds content from offset off, that
+// lie in the corrupted range, and reports whether there were any.
+func (s *faultState) corrupt(b []byte, off int64) bool {
+	n := int64(len(b))
+	if !s.corrupts(off, n) {
+		return false
+	}
+	from := max(s.CorruptOffset, off) - off
+	to := min(s.corruptEnd, off+n) - off
+	for i := from; i < to; i++ {
+		b[i] ^= 0xff
+	}
+	return true
+}
+
+// corruptReader is content as the faults send it: with the corrupted
+// range flipped. hit records that a read returned corrupted bytes.
+type corruptReader struct {
+	r   io.ReaderAt
+	f   *faultState
+	hit bool
+}
+
+func (c *corruptReader) ReadAt(b []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(b, off)
+	if c.f.corrupt(b[:n], off) {
+		c.hit = true
+	}
+	return n, err
 }
 
 // Hop is one redirect response of a chain set with [Server.Redirect].

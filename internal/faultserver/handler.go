@@ -2,6 +2,8 @@ package faultserver
 
 import (
 	"compress/gzip"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +25,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, scheme, host str
 		return
 	}
 	defer s.wg.Done()
+	if h, ok := s.handlers[r.URL.Path]; ok {
+		h.ServeHTTP(w, r)
+		return
+	}
 	s.rec.requestStarted()
 	id, _ := r.Context().Value(connIDKey{}).(uint64)
 	rec := &Request{
@@ -145,7 +151,7 @@ func (s *Server) serveResource(w http.ResponseWriter, r *http.Request, rec *Requ
 	}
 	if f.Gzip && acceptsGzip(r.Header.Get("Accept-Encoding")) {
 		rec.Fault = "gzip"
-		s.serveGzip(w, r, rec, v)
+		s.serveGzip(w, r, rec, f, v)
 		return
 	}
 
@@ -211,7 +217,7 @@ func acceptsGzip(v string) bool {
 }
 
 // serveGzip answers with the whole content gzip-compressed.
-func (s *Server) serveGzip(w http.ResponseWriter, r *http.Request, rec *Request, v Version) {
+func (s *Server) serveGzip(w http.ResponseWriter, r *http.Request, rec *Request, f *faultState, v Version) {
 	h := w.Header()
 	h.Set("Content-Encoding", "gzip")
 	h.Add("Vary", "Accept-Encoding")
@@ -220,40 +226,75 @@ func (s *Server) serveGzip(w http.ResponseWriter, r *http.Request, rec *Request,
 	if r.Method == http.MethodHead {
 		return
 	}
-	cw := &countingWriter{w: w, s: s, rec: rec}
+	cw := &countingWriter{w: w, s: s, rec: rec, ctx: r.Context(), uplink: f.uplink}
+	cr := &corruptReader{r: v.Content, f: f}
 	zw, _ := gzip.NewWriterLevel(cw, gzip.BestSpeed)
-	if _, err := io.Copy(zw, v.Content); err == nil {
+	_, err := io.Copy(zw, io.NewSectionReader(cr, 0, v.Content.Size()))
+	if err == nil {
 		zw.Close()
+	}
+	if cr.hit {
+		rec.Fault = "corrupt"
 	}
 }
 
-// countingWriter counts the body bytes it passes on.
+// countingWriter counts the body bytes it passes on, and paces them by
+// uplink when it is not nil.
 type countingWriter struct {
-	w   io.Writer
-	s   *Server
-	rec *Request
+	w      io.Writer
+	s      *Server
+	rec    *Request
+	ctx    context.Context
+	uplink *sharedPacer
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.rec.Bytes += int64(n)
-	c.s.rec.bytes.Add(int64(n))
-	return n, err
+	done := 0
+	for len(p) > 0 {
+		n := len(p)
+		if c.uplink != nil {
+			n = min(n, int(c.uplink.burst))
+			if d := c.uplink.reserve(int64(n), time.Now()); d > 0 && !c.s.sleep(c.ctx, d) {
+				return done, errAborted
+			}
+		}
+		m, err := c.w.Write(p[:n])
+		done += m
+		c.rec.Bytes += int64(m)
+		c.s.rec.bytes.Add(int64(m))
+		if err != nil {
+			return done, err
+		}
+		p = p[n:]
+	}
+	return done, nil
 }
 
+// errAborted ends a response whose client went away, or whose server
+// closed, while it waited.
+var errAborted = errors.New("faultserver: response aborted")
+
 // Write sizes: unthrottled responses go out in bodyChunk writes; throttled
-// ones in about a hundredth of a second's worth, within these bounds.
+// ones in about a hundredth of a second's worth (of the lower rate, when
+// Rate and ServerRate both apply), within these bounds.
 const (
 	bodyChunk     = 256 << 10
 	minPacedChunk = 512
 	maxPacedChunk = 64 << 10
 )
 
+// pacedChunk is the write size, and the burst, of a response paced at rate
+// bytes per second.
+func pacedChunk(rate int64) int64 {
+	return min(max(rate/100, minPacedChunk), maxPacedChunk)
+}
+
 // bufPool holds bodyChunk buffers.
 var bufPool = sync.Pool{New: func() any { return new([bodyChunk]byte) }}
 
 // writeBody writes the body of a response, bytes br of content, applying
-// the rate, the stall, the resource change and the connection cut of f.
+// the rates, the corruption, the stall, the resource change and the
+// connection cut of f.
 func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, rec *Request, f *faultState, res *resource, content io.ReaderAt, br byteRange) {
 	ctx := r.Context()
 	rc := http.NewResponseController(w)
@@ -275,8 +316,11 @@ func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, rec *Request,
 	chunk := int64(bodyChunk)
 	var p *pacer
 	if f.Rate > 0 {
-		chunk = min(max(f.Rate/100, minPacedChunk), maxPacedChunk)
+		chunk = pacedChunk(f.Rate)
 		p = &pacer{rate: f.Rate, burst: chunk, start: time.Now()}
+	}
+	if f.uplink != nil {
+		chunk = min(chunk, f.uplink.burst)
 	}
 	buf := bufPool.Get().(*[bodyChunk]byte)
 	defer bufPool.Put(buf)
@@ -305,11 +349,22 @@ func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, rec *Request,
 				}
 				p.sent += n
 			}
+			// The response's own rate first: a chunk reserved from the
+			// shared bucket is not then held back while others wait.
+			if f.uplink != nil {
+				if d := f.uplink.reserve(n, time.Now()); d > 0 && !s.sleep(ctx, d) {
+					return
+				}
+			}
 			if m, err := content.ReadAt(buf[:n], br.start+pos); int64(m) < n {
 				s.logError(r, "reading content", err)
 				panic(http.ErrAbortHandler)
 			}
+			flipped := f.corrupt(buf[:n], br.start+pos)
 			m, err := w.Write(buf[:n])
+			if flipped && f.corrupts(br.start+pos, int64(m)) {
+				rec.Fault = "corrupt"
+			}
 			pos += int64(m)
 			rec.Bytes += int64(m)
 			s.rec.bytes.Add(int64(m))
@@ -393,4 +448,43 @@ func (p *pacer) delay(n int64, elapsed time.Duration) time.Duration {
 	}
 	at := time.Duration(float64(need) / float64(p.rate) * float64(time.Second))
 	return at - elapsed
+}
+
+// sharedPacer is a token bucket that several responses draw on at once:
+// each reserves the bytes of its next write and waits until they are due,
+// so that the writes of all of them together keep to rate, with bursts of
+// at most burst bytes. Reservations are served in the order they are made,
+// which shares the rate about equally among responses writing chunks of
+// the same size. Unlike pacer it starts over when it runs idle, so an idle
+// server does not save up a burst. It is safe for concurrent use.
+type sharedPacer struct {
+	rate, burst int64
+
+	mu sync.Mutex
+	// epoch and reserved give the moment all reservations so far are due:
+	// epoch + reserved/rate. Kept as a count rather than a sum of
+	// durations, so that rounding does not add up.
+	epoch    time.Time
+	reserved int64
+}
+
+func newSharedPacer(rate, burst int64) *sharedPacer {
+	return &sharedPacer{rate: rate, burst: burst}
+}
+
+// bytesTime is how long sending n bytes at rate takes.
+func (p *sharedPacer) bytesTime(n int64) time.Duration {
+	return time.Duration(float64(n) / float64(p.rate) * float64(time.Second))
+}
+
+// reserve takes n bytes from the bucket at now and returns how long to
+// wait before sending them (zero or less: at once).
+func (p *sharedPacer) reserve(n int64, now time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.epoch.IsZero() || p.epoch.Add(p.bytesTime(p.reserved)).Before(now) {
+		p.epoch, p.reserved = now, 0
+	}
+	p.reserved += n
+	return p.epoch.Add(p.bytesTime(p.reserved - p.burst)).Sub(now)
 }

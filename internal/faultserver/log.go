@@ -24,8 +24,9 @@ type Request struct {
 	Bytes int64
 	// Fault names what shaped the response ("" for nothing): "fail",
 	// "status", "redirect", "no-ranges", "always-200",
-	// "wrong-content-range", "gzip", "reset", "truncate" or "stall" (the
-	// last of them that applied).
+	// "wrong-content-range", "gzip", "corrupt" (bytes of
+	// [Faults.CorruptOffset] went out flipped), "reset", "truncate" or
+	// "stall" (the last of them that applied).
 	Fault string
 	// Start is when the request arrived; Duration how long the handler ran.
 	Start    time.Time

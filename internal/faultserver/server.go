@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ type config struct {
 	cert      *tls.Certificate
 	faults    Faults
 	logger    *slog.Logger
+	handlers  map[string]http.Handler
 }
 
 // WithHosts sets the loopback IP addresses to listen on, each as "IP" or
@@ -104,6 +106,27 @@ func WithFaults(f Faults) Option {
 	}
 }
 
+// WithHandler serves requests for path (exactly; the query is ignored)
+// with h on every listener, before anything else: no fault, redirect or
+// Status applies, and the requests are neither in the request log nor
+// counted in [Stats] (the connections they come on are). It is meant for
+// control endpoints of a standalone server, such as one that reports
+// [Server.Stats] to a benchmark script without changing them. A path that
+// is also a resource's is refused; a later WithHandler for the same path
+// replaces the earlier one. h must be safe for concurrent use.
+func WithHandler(path string, h http.Handler) Option {
+	return func(c *config) error {
+		if !strings.HasPrefix(path, "/") || h == nil {
+			return fmt.Errorf("faultserver: WithHandler needs a path starting with / and a handler, got %q", path)
+		}
+		if c.handlers == nil {
+			c.handlers = map[string]http.Handler{}
+		}
+		c.handlers[path] = h
+		return nil
+	}
+}
+
 // WithLogger logs each request at debug level, and the HTTP server's own
 // errors (such as failed TLS handshakes) at debug level too. Default: no
 // logging.
@@ -122,6 +145,7 @@ type Server struct {
 	urls      map[string]string // "scheme host" to "scheme://host:port"
 	resources map[string]*resource
 	paths     []string
+	handlers  map[string]http.Handler
 	tls       bool
 	logger    *slog.Logger
 	servers   []*http.Server
@@ -159,10 +183,16 @@ func Start(opts ...Option) (*Server, error) {
 		}
 		c.resources = []Resource{r}
 	}
+	for p := range c.handlers {
+		if slices.ContainsFunc(c.resources, func(r Resource) bool { return r.Path == p }) {
+			return nil, fmt.Errorf("faultserver: %s is both a resource and a handler's path; give one of them another", p)
+		}
+	}
 	s := &Server{
 		hosts:     c.hosts,
 		urls:      map[string]string{},
 		resources: map[string]*resource{},
+		handlers:  c.handlers,
 		tls:       c.cert != nil,
 		logger:    c.logger,
 		done:      make(chan struct{}),

@@ -18,7 +18,19 @@
 //
 // and serves until interrupted (SIGINT or SIGTERM). Sizes and rates accept
 // plain bytes or the suffixes K, M, G, T, P, E (powers of 1024), optionally
-// followed by B or iB: -rate 20M is 20 MiB/s per connection.
+// followed by B or iB: -rate 20M is 20 MiB/s per connection, -server-rate
+// 15MiB caps all connections together, as a mirror's uplink would.
+// -corrupt-at and -corrupt-len flip that range of the content in every
+// response (the ETag stays that of the true content): with several
+// servers of the same -seed, a mirror with a bad piece.
+//
+// With -control the server also answers, on every listener:
+//
+//	GET /_stats    {"requests":N,"bytes_served":N}
+//	POST /_reset   clears those counters (204 No Content)
+//
+// and these requests are not counted themselves, so a script can reset
+// the counters, run a download and read what it cost.
 //
 // With -tls-gen DIR it makes a test CA, intermediate and leaf for the
 // loopback addresses, writes them to DIR (root.pem for curl --cacert and
@@ -33,15 +45,18 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/directdl/directdl/internal/faultserver"
@@ -60,38 +75,9 @@ type sizeFlag int64
 func (s *sizeFlag) String() string { return strconv.FormatInt(int64(*s), 10) }
 
 func (s *sizeFlag) Set(v string) error {
-	n, err := parseSize(v)
+	n, err := faultserver.ParseSize(v)
 	*s = sizeFlag(n)
 	return err
-}
-
-// parseSize reads bytes with an optional K, M, G, T, P or E suffix (powers
-// of 1024), itself optionally followed by B or iB.
-func parseSize(v string) (int64, error) {
-	num := strings.TrimRight(v, "KMGTPEkmgtpeiBb")
-	suffix := strings.ToUpper(v[len(num):])
-	switch {
-	case len(suffix) == 3 && strings.HasSuffix(suffix, "IB"), len(suffix) == 2 && suffix[1] == 'B':
-		suffix = suffix[:1]
-	case suffix == "B":
-		suffix = ""
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("bad size %q: want bytes, optionally with K, M, G, T, P or E", v)
-	}
-	shift := 0
-	switch suffix {
-	case "":
-	case "K", "M", "G", "T", "P", "E":
-		shift = 10 * (1 + strings.Index("KMGTPE", suffix))
-	default:
-		return 0, fmt.Errorf("bad size %q: unknown suffix %q", v, suffix)
-	}
-	if shift > 0 && n > (1<<63-1)>>shift {
-		return 0, fmt.Errorf("bad size %q: too large", v)
-	}
-	return n << shift, nil
 }
 
 // run is the program; it returns the exit status.
@@ -118,9 +104,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		noIntermediate = fs.Bool("no-intermediate", false, "with -tls-gen, serve the leaf without its intermediate")
 		digest         = fs.Bool("digest", false, "print the content's SHA256 and MD5 (reads all of it first)")
 		verbose        = fs.Bool("v", false, "log every request on stderr")
+		control        = fs.Bool("control", false, "answer GET "+statsPath+" and POST "+resetPath+" (not counted themselves)")
+		serverRate     sizeFlag
+		corruptAt      sizeFlag
+		corruptLen     sizeFlag
 	)
 	fs.Var(&size, "size", "`size` of the generated content")
 	fs.Var(&rate, "rate", "cap each connection at this many `bytes` per second (0: none)")
+	fs.Var(&serverRate, "server-rate", "cap all connections together at this many `bytes` per second (0: none)")
+	fs.Var(&corruptAt, "corrupt-at", "content `offset` of the first byte -corrupt-len flips")
+	fs.Var(&corruptLen, "corrupt-len", "flip (XOR 0xFF) this many `bytes` of the content from -corrupt-at in every response (0: none)")
 	fs.DurationVar(&f.Latency, "latency", 0, "delay every response's headers by `duration`")
 	fs.BoolVar(&f.NoRanges, "no-ranges", false, "ignore Range; no Accept-Ranges")
 	fs.BoolVar(&f.Always200, "always-200", false, "answer ranges with 200 and the whole content while claiming Accept-Ranges")
@@ -158,6 +151,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	f.Rate, f.ResetAfter, f.TruncateAfter = int64(rate), int64(resetAfter), int64(truncateAfter)
 	f.StallAfter, f.ChangeAfterBytes = int64(stallAfter), int64(changeAfterB)
+	f.ServerRate, f.CorruptOffset, f.CorruptLength = int64(serverRate), int64(corruptAt), int64(corruptLen)
+	if corruptAt > 0 && corruptLen == 0 {
+		return usage("-corrupt-at needs -corrupt-len")
+	}
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "faultserver: %v\n", err)
 		return 1
@@ -200,6 +197,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		opts = append(opts, faultserver.WithTLS(pki.Certificate(!*noIntermediate)))
 	}
+	// The control handlers need the server, which exists only once Start
+	// has returned; a request before that (none is expected: the URL is
+	// printed after) gets 503.
+	var started atomic.Pointer[faultserver.Server]
+	if *control {
+		if *path == statsPath || *path == resetPath {
+			return usage("-path %s is taken by -control; choose another", *path)
+		}
+		opts = append(opts, faultserver.WithHandler(statsPath, statsHandler(&started)),
+			faultserver.WithHandler(resetPath, resetHandler(&started)))
+	}
 	if *verbose {
 		opts = append(opts, faultserver.WithLogger(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	}
@@ -217,7 +225,63 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	defer srv.Close()
+	started.Store(srv)
 	fmt.Fprintf(stdout, "URL=%s\nSIZE=%d\n%s", srv.URL(*path), res.Size, sums)
 	<-ctx.Done()
 	return 0
+}
+
+// Paths of the -control endpoints.
+const (
+	statsPath = "/_stats"
+	resetPath = "/_reset"
+)
+
+// stats is the JSON of GET /_stats.
+type stats struct {
+	Requests    int64 `json:"requests"`
+	BytesServed int64 `json:"bytes_served"`
+}
+
+// statsHandler answers GET /_stats with the counters of the server in srv.
+func statsHandler(srv *atomic.Pointer[faultserver.Server]) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := controlServer(w, r, srv, http.MethodGet)
+		if s == nil {
+			return
+		}
+		st := s.Stats()
+		b, _ := json.Marshal(stats{Requests: st.Requests, BytesServed: st.BytesServed})
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(append(b, '\n'))
+	})
+}
+
+// resetHandler answers POST /_reset by resetting the counters of the
+// server in srv.
+func resetHandler(srv *atomic.Pointer[faultserver.Server]) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := controlServer(w, r, srv, http.MethodPost)
+		if s == nil {
+			return
+		}
+		s.ResetStats()
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// controlServer returns the server for a control request with the given
+// method, or answers the request with an error and returns nil.
+func controlServer(w http.ResponseWriter, r *http.Request, srv *atomic.Pointer[faultserver.Server], method string) *faultserver.Server {
+	if r.Method != method {
+		w.Header().Set("Allow", method)
+		http.Error(w, r.URL.Path+" takes "+method+" only", http.StatusMethodNotAllowed)
+		return nil
+	}
+	s := srv.Load()
+	if s == nil {
+		http.Error(w, "faultserver is starting", http.StatusServiceUnavailable)
+	}
+	return s
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,24 +17,6 @@ import (
 	"testing"
 	"time"
 )
-
-func TestParseSize(t *testing.T) {
-	t.Parallel()
-	for _, tt := range []struct {
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"0", 0, true}, {"123", 123, true}, {"1K", 1024, true}, {"20M", 20 << 20, true},
-		{"2G", 2 << 30, true}, {"2GiB", 2 << 30, true}, {"2gb", 2 << 30, true}, {"1E", 1 << 60, true},
-		{"7B", 7, true}, {"1iB", 0, false}, {"1I", 0, false}, {"8E", 0, false}, {"", 0, false}, {"-1", 0, false}, {"1X", 0, false}, {"K", 0, false}, {"1KK", 0, false},
-	} {
-		got, err := parseSize(tt.in)
-		if got != tt.want || (err == nil) != tt.ok {
-			t.Errorf("parseSize(%q) = %d, %v; want %d, ok %v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
 
 // start runs the program with args until the test ends and returns the
 // values it printed.
@@ -139,6 +122,10 @@ func TestUsageErrors(t *testing.T) {
 		{"extra"},
 		{"-tls-cert", "x"},
 		{"-tls-gen", "d", "-tls-cert", "x", "-tls-key", "y"},
+		{"-server-rate", "-1"},
+		{"-corrupt-at", "5"},
+		{"-corrupt-len", "1Q"},
+		{"-control", "-path", "/_stats"},
 	} {
 		if code := run(context.Background(), args, io.Discard, io.Discard); code != 2 {
 			t.Errorf("%q: exit status %d, want 2", args, code)
@@ -146,5 +133,139 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if code := run(context.Background(), []string{"-addr", "10.0.0.1"}, io.Discard, io.Discard); code != 1 {
 		t.Errorf("non-loopback address: exit status %d, want 1", code)
+	}
+}
+
+// call does a request and returns the status and body.
+func call(t *testing.T, method, url string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return resp.StatusCode, body
+}
+
+func TestControl(t *testing.T) {
+	t.Parallel()
+	out := start(t, "-size", "100K", "-control", "-addr", "127.0.0.3")
+	base := strings.TrimSuffix(out["URL"], "/file")
+	getStats := func() stats {
+		t.Helper()
+		code, body := call(t, "GET", base+"/_stats")
+		var st stats
+		if err := json.Unmarshal(body, &st); code != 200 || err != nil {
+			t.Fatalf("GET /_stats: %d %q, %v", code, body, err)
+		}
+		return st
+	}
+	if st := getStats(); st != (stats{}) {
+		t.Errorf("stats before any download: %+v, want zeros", st)
+	}
+	for range 2 {
+		if code, body := call(t, "GET", out["URL"]); code != 200 || len(body) != 100<<10 {
+			t.Fatalf("GET %s: %d, %d bytes", out["URL"], code, len(body))
+		}
+	}
+	call(t, "GET", base+"/missing")
+	// A response's last bytes are counted just after the client has them:
+	// wait for them (and only them) to be counted. The stats requests
+	// themselves are not counted, however many.
+	want := stats{Requests: 3, BytesServed: 2 * 100 << 10}
+	st := getStats()
+	for i := 0; i < 500 && st.BytesServed < want.BytesServed; i++ {
+		time.Sleep(10 * time.Millisecond)
+		st = getStats()
+	}
+	if st != want || getStats() != want {
+		t.Errorf("stats after two downloads and a 404: %+v, want %+v", st, want)
+	}
+	for _, tt := range []struct {
+		method, path string
+		code         int
+	}{
+		{"POST", "/_stats", 405},
+		{"GET", "/_reset", 405},
+		{"POST", "/_reset", 204},
+	} {
+		if code, body := call(t, tt.method, base+tt.path); code != tt.code {
+			t.Errorf("%s %s: %d %q, want %d", tt.method, tt.path, code, body, tt.code)
+		}
+	}
+	if st := getStats(); st != (stats{}) {
+		t.Errorf("stats after POST /_reset: %+v, want zeros", st)
+	}
+}
+
+func TestNoControl(t *testing.T) {
+	t.Parallel()
+	out := start(t, "-size", "1K")
+	url := strings.TrimSuffix(out["URL"], "/file") + "/_stats"
+	if code, _ := call(t, "GET", url); code != 404 {
+		t.Errorf("GET %s without -control: %d, want 404", url, code)
+	}
+}
+
+func TestCorruptFlags(t *testing.T) {
+	t.Parallel()
+	const at, n = 5000, 300
+	out := start(t, "-size", "64K", "-digest", "-corrupt-at", fmt.Sprint(at), "-corrupt-len", fmt.Sprint(n))
+	code, body := call(t, "GET", out["URL"])
+	if code != 200 || len(body) != 64<<10 {
+		t.Fatalf("GET: %d, %d bytes", code, len(body))
+	}
+	if got := fmt.Sprintf("%x", sha256.Sum256(body)); got == out["SHA256"] {
+		t.Fatal("the body has the true content's sha256; nothing was corrupted")
+	}
+	for i := at; i < at+n; i++ {
+		body[i] ^= 0xff
+	}
+	if got := fmt.Sprintf("%x", sha256.Sum256(body)); got != out["SHA256"] {
+		t.Errorf("with bytes [%d, %d) flipped back, sha256 %s, want the true %s", at, at+n, got, out["SHA256"])
+	}
+}
+
+func TestServerRateFlag(t *testing.T) {
+	t.Parallel()
+	// Two 1 MiB downloads at once, on two connections to a server capped
+	// at 2 MiB/s in all, cannot end before about a second: the bucket
+	// holds a hundredth of a second's worth at the start. Without the cap
+	// they take milliseconds.
+	const size, rate = 1 << 20, 2 << 20
+	out := start(t, "-size", fmt.Sprint(size), "-server-rate", "2M")
+	begin := time.Now()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			resp, err := http.Get(out["URL"])
+			if err != nil {
+				errs <- err
+				return
+			}
+			n, err := io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if err == nil && n != size {
+				err = fmt.Errorf("read %d bytes, want %d", n, size)
+			}
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := time.Since(begin)
+	if minD := time.Duration(2*size-rate/100) * time.Second / rate * 95 / 100; d < minD {
+		t.Errorf("two %d-byte downloads at -server-rate %d took %v, want at least %v", size, rate, d, minD)
 	}
 }
