@@ -401,6 +401,12 @@ func (c *Client) newJob(req Request, fetch FetchFunc) (*job, error) {
 	switch {
 	case req.Metalink != nil:
 		f := *req.Metalink
+		f.URLs = append([]metalink.URL(nil), f.URLs...)
+		for i := range f.URLs {
+			if f.URLs[i].Priority == 0 {
+				f.URLs[i].Priority = metalink.DefaultPriority // not given
+			}
+		}
 		if err := (&metalink.Metalink{Files: []metalink.File{f}}).Validate(metalink.RequireSize()); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrRequest, err)
 		}

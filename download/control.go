@@ -63,19 +63,19 @@ type progressState struct {
 // state that was fsynced before it was written; a resume on another boot
 // (BootID differs) uses it instead.
 type control struct {
-	Version      int           `json:"version"`
-	URL          string        `json:"url"` // redacted, for people reading the file
-	Size         int64         `json:"size"`
-	ETag         string        `json:"etag,omitempty"`
-	LastModified string        `json:"last_modified,omitempty"`
+	Version      int    `json:"version"`
+	URL          string `json:"url"` // redacted, for people reading the file
+	Size         int64  `json:"size"`
+	ETag         string `json:"etag,omitempty"`
+	LastModified string `json:"last_modified,omitempty"`
 	// Identity stands in for ETag and Last-Modified for a source that
 	// is known before any request: a Metalink's size and hashes, an NFS
 	// file's attributes.
-	Identity string `json:"identity,omitempty"`
-	Algorithm    Algorithm     `json:"algorithm"`
-	BootID       string        `json:"boot_id,omitempty"`
-	Latest       progressState `json:"latest"`
-	Durable      progressState `json:"durable"`
+	Identity  string        `json:"identity,omitempty"`
+	Algorithm Algorithm     `json:"algorithm"`
+	BootID    string        `json:"boot_id,omitempty"`
+	Latest    progressState `json:"latest"`
+	Durable   progressState `json:"durable"`
 }
 
 // writeControl replaces the control file. With durable, the new file and

@@ -1210,10 +1210,11 @@ func (t *transfer) onError(ctx context.Context, m *mirror, err error, attempt in
 	t.mu.Unlock()
 	// The last source: retry as a download from one source does.
 	attempt, err = t.retry(ctx, err, attempt, progressed)
-	if err != nil && len(t.mirrors) > 1 {
+	if err != nil && len(t.mirrors) > 1 && ctx.Err() == nil {
 		t.mu.Lock()
+		defer t.mu.Unlock()
 		t.drop(m, err)
-		t.mu.Unlock()
+		return attempt, t.noSourceError()
 	}
 	return attempt, err
 }

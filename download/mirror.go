@@ -263,10 +263,11 @@ func (t *transfer) sampled(m *mirror, n int64, d time.Duration) {
 }
 
 // noSourceError is the failure of a download whose every source was
-// dropped.
+// dropped: it matches ErrNoSource and each source's error. Called with t.mu
+// held.
 func (t *transfer) noSourceError() error {
 	var b strings.Builder
-	var errs []error
+	errs := []error{ErrNoSource}
 	for _, m := range t.mirrors {
 		if m.out == nil {
 			continue
@@ -274,8 +275,13 @@ func (t *transfer) noSourceError() error {
 		fmt.Fprintf(&b, "; %s: %v", m.safe, netguard.RedactText(m.out.Error()))
 		errs = append(errs, m.out)
 	}
-	if len(errs) == 1 {
-		return errs[0]
-	}
-	return fmt.Errorf("%w: every source failed%s", ErrNoSource, b.String())
+	return &sourcesError{msg: "download: every source failed" + b.String(), errs: errs}
 }
+
+type sourcesError struct {
+	msg  string
+	errs []error
+}
+
+func (e *sourcesError) Error() string   { return e.msg }
+func (e *sourcesError) Unwrap() []error { return e.errs }
