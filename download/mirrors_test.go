@@ -82,14 +82,6 @@ func (m *mirrorServer) requests() []mirrorRequest {
 	return append([]mirrorRequest(nil), m.log...)
 }
 
-func (m *mirrorServer) sent() int64 {
-	var n int64
-	for _, r := range m.requests() {
-		n += r.sent
-	}
-	return n
-}
-
 func (m *mirrorServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for k, v := range m.header {
 		w.Header()[k] = v

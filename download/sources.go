@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -104,25 +103,54 @@ func (t *transfer) openNFSSource(ctx context.Context) error {
 	return nil
 }
 
+// FetchMetalink gets the Metalink document at rawURL (http or https) and
+// parses it, with the Client's policy, trust, timeouts and retries, for a
+// program that wants to look at it before downloading: to list its files,
+// or to name the destination after one (with File.SafeJoin). The document
+// must give each file's size; Parse's limits apply. Get on a Metalink URL
+// does this itself. Safe for concurrent use.
+func (c *Client) FetchMetalink(ctx context.Context, rawURL string) (*metalink.Metalink, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: URL %s: %v", ErrRequest, netguard.RedactString(rawURL), netguard.RedactError(err))
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: URL %s: want an http or https URL with a host", ErrRequest, netguard.Redact(u))
+	}
+	log := c.cfg.logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &transfer{c: c, j: &job{rawURL: rawURL, url: u, safeURL: netguard.Redact(u)}, log: log}
+	doc, err := t.fetchMetalinkDoc(ctx)
+	return doc, netguard.RedactError(err)
+}
+
 // fetchMetalink gets and parses the Metalink document at the request's
 // URL and picks the file to download from it.
 func (t *transfer) fetchMetalink(ctx context.Context) (*metalink.File, error) {
+	doc, err := t.fetchMetalinkDoc(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pickFile(doc, t.j.metalinkFile, t.j.safeURL)
+}
+
+func (t *transfer) fetchMetalinkDoc(ctx context.Context) (*metalink.Metalink, error) {
 	release, _, err := t.acquire(ctx, t.j.url, true)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	var doc *metalink.Metalink
 	for attempt := 0; ; {
-		doc, err = t.fetchMetalinkOnce(ctx)
+		doc, err := t.fetchMetalinkOnce(ctx)
 		if err == nil {
-			break
+			return doc, nil
 		}
 		if attempt, err = t.retry(ctx, err, attempt, false); err != nil {
 			return nil, err
 		}
 	}
-	return pickFile(doc, t.j.metalinkFile, t.j.safeURL)
 }
 
 func (t *transfer) fetchMetalinkOnce(ctx context.Context) (*metalink.Metalink, error) {
@@ -167,23 +195,11 @@ func (r idleReader) Read(p []byte) (int, error) {
 
 // pickFile chooses the file of doc named name, or its only file.
 func pickFile(doc *metalink.Metalink, name, where string) (*metalink.File, error) {
-	if name == "" {
-		if len(doc.Files) == 1 {
-			return &doc.Files[0], nil
-		}
-		names := make([]string, len(doc.Files))
-		for i, f := range doc.Files {
-			names[i] = strconv.Quote(f.Name)
-		}
-		return nil, fmt.Errorf("%w: the Metalink document at %s describes %d files (%s); name one in Request.MetalinkFile",
-			ErrRequest, where, len(doc.Files), strings.Join(names, ", "))
+	f, err := doc.Pick(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Metalink document at %s: %w (Request.MetalinkFile)", ErrRequest, where, err)
 	}
-	for i := range doc.Files {
-		if doc.Files[i].Name == name {
-			return &doc.Files[i], nil
-		}
-	}
-	return nil, fmt.Errorf("%w: the Metalink document at %s has no file %q", ErrRequest, where, name)
+	return f, nil
 }
 
 // useMetalink takes the size, hashes, piece hashes and HTTP mirrors of f.

@@ -97,3 +97,15 @@ func ExampleParseLinkHeaders() {
 	// metalink: Link <http://bad.example/disk.qcow2>: pri="0" is not an integer in 1..999999
 	// sha-256 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824
 }
+
+func ExampleMetalink_Pick() {
+	doc := &metalink.Metalink{Files: []metalink.File{{Name: "a.qcow2"}, {Name: "b.qcow2"}}}
+	if _, err := doc.Pick(""); err != nil {
+		fmt.Println(err)
+	}
+	f, _ := doc.Pick("b.qcow2")
+	fmt.Println(f.Name)
+	// Output:
+	// metalink: no such file: the document describes 2 files ("a.qcow2", "b.qcow2"); name one
+	// b.qcow2
+}

@@ -1,8 +1,11 @@
 package metalink
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -249,4 +252,29 @@ func (f File) URLsFor(schemes ...string) []URL {
 		}
 	}
 	return out
+}
+
+// ErrNoSuchFile is returned by Pick when the document has no file of the
+// name asked for, or several files and no name. It is about the caller's
+// choice, not the document, so it does not match ErrInvalid.
+var ErrNoSuchFile = errors.New("metalink: no such file")
+
+// Pick returns the file named name, or, when name is empty, the only file
+// of the document. The error matches ErrNoSuchFile and lists the names the
+// document has. Safe for concurrent use.
+func (m *Metalink) Pick(name string) (*File, error) {
+	names := make([]string, len(m.Files))
+	for i := range m.Files {
+		if name != "" && m.Files[i].Name == name {
+			return &m.Files[i], nil
+		}
+		names[i] = strconv.Quote(m.Files[i].Name)
+	}
+	if name == "" && len(m.Files) == 1 {
+		return &m.Files[0], nil
+	}
+	if name == "" {
+		return nil, fmt.Errorf("%w: the document describes %d files (%s); name one", ErrNoSuchFile, len(m.Files), strings.Join(names, ", "))
+	}
+	return nil, fmt.Errorf("%w: no file %q in the document (it has %s)", ErrNoSuchFile, name, strings.Join(names, ", "))
 }

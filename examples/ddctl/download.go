@@ -29,10 +29,11 @@ import (
 
 	"github.com/directdl/directdl/certstore"
 	"github.com/directdl/directdl/download"
+	"github.com/directdl/directdl/download/metalink"
 	"github.com/directdl/directdl/qcow2"
 )
 
-const downloadUsage = "[flags] -o DEST URL | [flags] -batch FILE [-parallel N] -o DIR"
+const downloadUsage = "[flags] -o DEST URL | [flags] -metalink FILE -o DEST | [flags] -batch FILE [-parallel N] -o DIR"
 
 // downloadFlags are the flags of ddctl download.
 type downloadFlags struct {
@@ -48,6 +49,9 @@ type downloadFlags struct {
 	noResume, json, quiet                         bool
 	batch                                         string
 	parallel                                      int
+	metalink, metalinkFile                        string
+	mirrorConnections                             int
+	noMetalinkHTTP                                bool
 }
 
 func (f *downloadFlags) register(fs *flag.FlagSet) {
@@ -71,6 +75,10 @@ func (f *downloadFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.quiet, "quiet", false, "print no progress and no summary, only errors")
 	fs.StringVar(&f.batch, "batch", "", "`FILE` of \"URL [CHECKSUM]\" lines, downloaded into the directory -o")
 	fs.IntVar(&f.parallel, "parallel", 2, "with -batch, `N` files downloaded at once")
+	fs.StringVar(&f.metalink, "metalink", "", "download the file a local Metalink `FILE` describes, from its mirrors (instead of a URL)")
+	fs.StringVar(&f.metalinkFile, "metalink-file", "", "the file to get from a Metalink (-metalink or a .metalink/.meta4 URL) that describes several, by `NAME`")
+	fs.IntVar(&f.mirrorConnections, "mirror-connections", 0, "at most `N` connections to one mirror (default: -connections shared evenly among the mirrors)")
+	fs.BoolVar(&f.noMetalinkHTTP, "no-metalink-http", false, "ignore Link rel=duplicate mirrors and Digest headers of plain HTTP URLs")
 }
 
 // downloadCmd is ddctl download.
@@ -103,7 +111,19 @@ func downloadCmd(ctx context.Context, e env, args []string) error {
 	}
 	var single *singleDownload
 	var items []batchItem
-	if f.batch == "" {
+	if set["mirror-connections"] && (f.mirrorConnections < 1 || f.mirrorConnections > 64) {
+		return usageErr("-mirror-connections %d: want 1 to 64", f.mirrorConnections)
+	}
+	if f.metalink != "" {
+		if f.batch != "" || fs.NArg() != 0 {
+			return usageErr("-metalink FILE names the download: no URL and no -batch with it")
+		}
+		s, err := prepareMetalinkFile(f)
+		if err != nil {
+			return err
+		}
+		single = s
+	} else if f.batch == "" {
 		if set["parallel"] {
 			return usageErr("-parallel needs -batch")
 		}
@@ -118,6 +138,9 @@ func downloadCmd(ctx context.Context, e env, args []string) error {
 	} else {
 		if fs.NArg() != 0 {
 			return usageErr("-batch takes its URLs from FILE: no URL arguments (got %q)", fs.Arg(0))
+		}
+		if f.metalinkFile != "" {
+			return usageErr("-metalink-file cannot go with -batch")
 		}
 		if f.checksum != "" {
 			return usageErr("-checksum cannot go with -batch: put each checksum after its URL in FILE")
@@ -167,6 +190,12 @@ func newDownloadClient(f downloadFlags, pool *x509.CertPool, bar *progressBar) (
 	if f.minSplit.set {
 		opts = append(opts, download.WithMinSplit(f.minSplit.n))
 	}
+	if f.mirrorConnections > 0 {
+		opts = append(opts, download.WithMirrorConnections(f.mirrorConnections))
+	}
+	if f.noMetalinkHTTP {
+		opts = append(opts, download.WithMetalinkHTTP(false))
+	}
 	if pool != nil {
 		opts = append(opts, download.WithRootCAs(pool))
 	}
@@ -181,6 +210,11 @@ type singleDownload struct {
 	url  string
 	path string
 	sum  download.Checksum
+	// file is the Metalink file to get (-metalink).
+	file *metalink.File
+	// intoDir: the URL names a Metalink document and -o a directory,
+	// where the file goes under the name the document gives it.
+	intoDir string
 }
 
 // prepareSingle checks the checksum, the URL and the destination of a
@@ -194,8 +228,13 @@ func prepareSingle(f downloadFlags, rawURL string) (*singleDownload, error) {
 	if err != nil {
 		return nil, usageErr("%v", err)
 	}
+	if f.metalinkFile != "" && !download.IsMetalinkURL(u) {
+		return nil, usageErr("-metalink-file needs -metalink or a URL ending in .metalink or .meta4")
+	}
 	path := f.dest
-	if fi, err := os.Stat(f.dest); err == nil && fi.IsDir() {
+	if fi, err := os.Stat(f.dest); err == nil && fi.IsDir() && download.IsMetalinkURL(u) {
+		return &singleDownload{url: rawURL, sum: sum, intoDir: f.dest}, nil
+	} else if err == nil && fi.IsDir() {
 		name, err := fileNameFromURL(u)
 		if err != nil {
 			return nil, usageErr("%v; give -o a file path", err)
@@ -208,7 +247,24 @@ func prepareSingle(f downloadFlags, rawURL string) (*singleDownload, error) {
 }
 
 func runSingle(ctx context.Context, e env, c *download.Client, f downloadFlags, bar *progressBar, s *singleDownload) error {
-	res, err := c.Get(ctx, download.Request{URL: s.url, Path: s.path, Sum: s.sum})
+	req := download.Request{URL: s.url, Path: s.path, Sum: s.sum, Metalink: s.file}
+	if s.intoDir != "" {
+		doc, err := c.FetchMetalink(ctx, s.url)
+		if err != nil {
+			return downloadError(ctx, f, err)
+		}
+		file, err := doc.Pick(f.metalinkFile)
+		if err != nil {
+			return usageErr("%s: %v; choose with -metalink-file", download.RedactURL(s.url), err)
+		}
+		if req.Path, err = metalinkPath(*file, s.intoDir); err != nil {
+			return err
+		}
+		req.URL, req.Metalink = s.url, file
+	} else if s.file == nil {
+		req.MetalinkFile = f.metalinkFile
+	}
+	res, err := c.Get(ctx, req)
 	bar.finish()
 	if err != nil {
 		return downloadError(ctx, f, err)
@@ -266,6 +322,10 @@ type downloadResult struct {
 	Connections      int      `json:"connections"`
 	Redirects        []string `json:"redirects"`
 	DurationMS       int64    `json:"duration_ms"`
+	// Sources and PiecesRefetched are beyond CLI.md's keys: what each
+	// source (URL, mirror) did, and the Metalink pieces fetched again.
+	Sources         []download.MirrorReport `json:"sources"`
+	PiecesRefetched int                     `json:"pieces_refetched"`
 }
 
 // batchResult is one element of the -batch -json list: the result of one
@@ -292,6 +352,8 @@ func resultJSON(r *download.Result) downloadResult {
 		Connections:      r.Connections,
 		Redirects:        redirects,
 		DurationMS:       r.Duration.Milliseconds(),
+		Sources:          r.Sources,
+		PiecesRefetched:  r.PiecesRefetched,
 	}
 }
 
@@ -315,6 +377,23 @@ func summary(r *download.Result) string {
 	} else if n > 1 {
 		fmt.Fprintf(&b, ", after %d redirects", n)
 	}
+	if len(r.Sources) > 1 {
+		dropped := 0
+		for _, s := range r.Sources {
+			if s.Dropped != "" {
+				dropped++
+			}
+		}
+		fmt.Fprintf(&b, ", from %d sources", len(r.Sources))
+		if dropped > 0 {
+			fmt.Fprintf(&b, " (%d dropped)", dropped)
+		}
+	}
+	if r.PiecesRefetched == 1 {
+		b.WriteString(", 1 bad piece fetched again")
+	} else if r.PiecesRefetched > 1 {
+		fmt.Fprintf(&b, ", %d bad pieces fetched again", r.PiecesRefetched)
+	}
 	if r.Verified {
 		fmt.Fprintf(&b, "; %s verified", r.Digest)
 	} else {
@@ -323,14 +402,14 @@ func summary(r *download.Result) string {
 	return b.String()
 }
 
-// parseURL checks that raw is an http or https URL with a host.
+// parseURL checks that raw is an http, https or nfs URL with a host.
 func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("URL %s: %v", download.RedactURL(raw), download.RedactURL(errors.Unwrap(err).Error()))
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("URL %s: scheme %q is not http or https", download.RedactURL(u.String()), u.Scheme)
+	if u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "nfs" {
+		return nil, fmt.Errorf("URL %s: scheme %q is not http, https or nfs", download.RedactURL(u.String()), u.Scheme)
 	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("URL %s has no host", download.RedactURL(u.String()))
@@ -737,4 +816,68 @@ func humanBytes(n int64) string {
 		}
 	}
 	return fmt.Sprintf("%.1f EiB", v/1024)
+}
+
+// prepareMetalinkFile reads the local Metalink document of -metalink and
+// picks the file to download; its errors are usage errors.
+func prepareMetalinkFile(f downloadFlags) (*singleDownload, error) {
+	sum, err := download.ParseChecksum(f.checksum)
+	if err != nil {
+		return nil, usageErr("-checksum: %v", err)
+	}
+	fh, err := os.Open(f.metalink)
+	if err != nil {
+		return nil, usageErr("-metalink: %v", err)
+	}
+	defer fh.Close()
+	doc, err := metalink.Parse(fh, metalink.RequireSize())
+	if err != nil {
+		return nil, usageErr("-metalink %s: %v", f.metalink, err)
+	}
+	file, err := doc.Pick(f.metalinkFile)
+	if err != nil {
+		return nil, usageErr("-metalink %s: %v; choose with -metalink-file", f.metalink, err)
+	}
+	path := f.dest
+	if fi, err := os.Stat(f.dest); err == nil && fi.IsDir() {
+		if path, err = metalinkPath(*file, f.dest); err != nil {
+			return nil, err
+		}
+	} else if strings.HasSuffix(f.dest, "/") || strings.HasSuffix(f.dest, string(filepath.Separator)) {
+		return nil, usageErr("-o %s: no such directory; create it first, or give a file path", f.dest)
+	}
+	return &singleDownload{url: "metalink:" + file.Name, path: path, sum: sum, file: file}, nil
+}
+
+// metalinkPath is where a Metalink file goes in dir: under the name the
+// document gives it, which may hold subdirectories. SafeJoin keeps the
+// path inside dir; the subdirectories are made one at a time, refusing any
+// that is a symbolic link, so that nothing lands outside dir.
+func metalinkPath(f metalink.File, dir string) (string, error) {
+	p, err := f.SafeJoin(dir)
+	if err != nil {
+		return "", usageErr("%v", err)
+	}
+	rel, err := filepath.Rel(dir, filepath.Dir(p))
+	if err != nil {
+		return "", err
+	}
+	at := dir
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		if part == "." {
+			continue
+		}
+		at = filepath.Join(at, part)
+		if err := os.Mkdir(at, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return "", err
+		}
+		fi, err := os.Lstat(at)
+		if err != nil {
+			return "", err
+		}
+		if !fi.IsDir() {
+			return "", fmt.Errorf("%s is not a directory (a symbolic link or a file); the Metalink's file %q cannot go there", at, f.Name)
+		}
+	}
+	return p, nil
 }

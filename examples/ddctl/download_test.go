@@ -28,7 +28,7 @@ import (
 var fast = []string{"-allow-cidr", "127.0.0.0/8", "-retries", "1"}
 
 // resultKeys are the keys of a download's -json result: ddctl's contract.
-var resultKeys = []string{"bytes_transferred", "connections", "digest", "duration_ms", "path", "redirects", "resumed_from", "size", "verified"}
+var resultKeys = []string{"bytes_transferred", "connections", "digest", "duration_ms", "path", "pieces_refetched", "redirects", "resumed_from", "size", "sources", "verified"}
 
 // ddctlCtx runs the CLI in-process with ctx.
 func ddctlCtx(ctx context.Context, t *testing.T, args ...string) (int, string, string) {
@@ -330,7 +330,7 @@ func TestDownloadUsage(t *testing.T) {
 		{"bad-timeout", []string{"-socket-timeout", "0s", "-o", file, u}, "socket timeout must be positive"},
 		{"bad-duration", []string{"-connect-timeout", "5", "-o", file, u}, "-connect-timeout"},
 		{"bad-min-split", []string{"-min-split", "1k", "-o", file, u}, "min split"},
-		{"ftp", []string{"-o", file, "ftp://127.0.0.1/disk.img"}, `scheme "ftp" is not http or https`},
+		{"ftp", []string{"-o", file, "ftp://127.0.0.1/disk.img"}, `scheme "ftp" is not http, https or nfs`},
 		{"no-host", []string{"-o", file, "http:///disk.img"}, "has no host"},
 		{"unnamable", []string{"-o", dir, "http://127.0.0.1:9/"}, "cannot name a file from URL http://127.0.0.1:9/: its path does not end in a usable file name; give -o a file path"},
 		{"missing-dir", []string{"-o", filepath.Join(dir, "nodir") + "/", u}, "no such directory"},
