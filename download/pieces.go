@@ -247,6 +247,32 @@ func (t *transfer) badPiece(i int, a, b int64) {
 	m.bad++
 	if t.othersUsable(m) {
 		t.drop(m, fmt.Errorf("served piece %d (bytes %d-%d) that failed its %s hash", i, a, b-1, p.typ))
+		t.distrust(m)
+	}
+}
+
+// distrust forgets what m wrote into pieces that are not complete yet:
+// m served bad bytes, so its part of a piece would only make that piece
+// fail too, and the source that completes it share the blame. The bytes
+// of such a piece that are written go back to be fetched; the rest is
+// waiting or in flight already. Called with t.mu held.
+func (t *transfer) distrust(m *mirror) {
+	p := t.pieces
+	bit := uint64(1) << (m.idx % 64)
+	for i, from := range p.from {
+		if from&bit == 0 || p.state[i] != pieceMissing {
+			continue
+		}
+		a, b := p.bounds(i)
+		for _, r := range t.done {
+			if r.End <= a || r.Start >= b {
+				continue
+			}
+			s, e := max(r.Start, a), min(r.End, b)
+			t.done = t.done.remove(s, e)
+			t.pending = t.pending.add(s, e)
+		}
+		delete(p.from, i)
 	}
 }
 

@@ -100,7 +100,12 @@ func run(ctx context.Context, w io.Writer) error {
 		say("with a wrong checksum: refused, and nothing left on primary storage")
 	}
 
-	// 2b. The same over HTTPS through a CDN redirect with a broken chain.
+	// 2b. The same from a Metalink's mirrors, one of them damaged.
+	if err := mirrors(ctx, step, say, dir, tmpl, primary); err != nil {
+		return err
+	}
+
+	// 2c. The same over HTTPS through a CDN redirect with a broken chain.
 	if err := trust(ctx, step, say, dir, filepath.Base(tmpl), sum); err != nil {
 		return err
 	}
