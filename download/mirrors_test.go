@@ -409,13 +409,16 @@ func TestMetalinkPieceNeverRight(t *testing.T) {
 	var asked int
 	for _, m := range []*mirrorServer{m1, m2} {
 		for _, r := range m.requests() {
-			if r.from <= 3*piece && r.to >= 4*piece-1 {
+			if r.from < 4*piece && r.to >= 3*piece {
 				asked++
 			}
 		}
 	}
-	if asked != 5 {
-		t.Errorf("piece 3 was fetched %d times, want 5", asked)
+	// Five attempts, each asked of one mirror; a mirror dropped for its
+	// second bad piece also gives back what it wrote of pieces under
+	// way, which may add a request or two covering part of piece 3.
+	if asked < 5 || asked > 7 {
+		t.Errorf("piece 3 was asked for %d times, want 5 to 7", asked)
 	}
 }
 

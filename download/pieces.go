@@ -247,15 +247,19 @@ func (t *transfer) badPiece(i int, a, b int64) {
 	m.bad++
 	if t.othersUsable(m) {
 		t.drop(m, fmt.Errorf("served piece %d (bytes %d-%d) that failed its %s hash", i, a, b-1, p.typ))
+	}
+	if m.bad >= 2 {
+		// One bad piece may be a damaged spot, and the rest of what m
+		// sent is likely good; a second one says m's file is wrong.
 		t.distrust(m)
 	}
 }
 
-// distrust forgets what m wrote into pieces that are not complete yet:
-// m served bad bytes, so its part of a piece would only make that piece
-// fail too, and the source that completes it share the blame. The bytes
-// of such a piece that are written go back to be fetched; the rest is
-// waiting or in flight already. Called with t.mu held.
+// distrust forgets what m wrote into pieces that are not complete yet: m
+// serves bad bytes, so its part of a piece would only make that piece fail
+// too, and the source that completes it share the blame. The bytes of
+// such a piece that are written go back to be fetched; the rest is waiting
+// or in flight already. Called with t.mu held.
 func (t *transfer) distrust(m *mirror) {
 	p := t.pieces
 	bit := uint64(1) << (m.idx % 64)
