@@ -74,6 +74,7 @@ var rules = []rule{
 	},
 	{tree: "internal", why: "internal packages import no top-level package"},
 	{tree: "examples", why: "examples may import anything", anyModule: true, goGetter: true},
+	{tree: "bench", why: "benchmark programs may import any package of the module but examples, and not go-getter (bench/gogetter is a module of its own)", anyModule: true},
 }
 
 // listedPackage is the part of a `go list -json` package the rules read.
@@ -398,12 +399,88 @@ func TestImportRules(t *testing.T) {
 				if tree == "" {
 					t.Skip("the root package does not exist yet")
 				}
+				if tree == getterTree {
+					t.Skip("download/getter is a module of its own; TestNoGoGetter checks that this module does not reach it")
+				}
 				t.Skipf("no package under %s yet", tree)
 			}
 			for _, v := range byRule[tree] {
 				t.Error(v)
 			}
 		})
+	}
+}
+
+// getterTree is the go-getter adapter. It is a nested module, so that
+// this module does not depend on go-getter at all; its own test checks
+// that it does depend on go-getter, so that TestNoGoGetter is not vacuous.
+const getterTree = "download/getter"
+
+// TestNoGoGetter proves from `go list -deps` that no package of this
+// module, the examples included, reaches go-getter (or anything of the
+// adapter's module), and that this module does not even require it:
+// programs built from this module never link go-getter's ~800 packages.
+func TestNoGoGetter(t *testing.T) {
+	pkgs, err := loadGraph()
+	if err != nil {
+		t.Fatal(err)
+	}
+	modPath := ""
+	for _, p := range pkgs {
+		if p.Module != nil && p.Module.Main {
+			modPath = p.Module.Path
+		}
+	}
+	if modPath == "" {
+		t.Fatal("go list listed no package of the main module")
+	}
+	mainPkgs := 0
+	seenDDCtl := false
+	for _, p := range pkgs {
+		if p.Module == nil || !p.Module.Main {
+			continue
+		}
+		mainPkgs++
+		if p.ImportPath == modPath+"/examples/ddctl" {
+			seenDDCtl = true
+		}
+		for _, d := range p.Deps {
+			if under(d, goGetterTree) || under(d, modPath+"/"+getterTree) {
+				t.Errorf("%s depends on %s", p.ImportPath, d)
+			}
+		}
+	}
+	// Packages outside the main module are listed too: none may be
+	// go-getter, whoever imports it.
+	for _, p := range pkgs {
+		if under(p.ImportPath, goGetterTree) {
+			t.Errorf("go list -deps lists %s", p.ImportPath)
+		}
+		if p.Module != nil && under(p.Module.Path, goGetterTree) {
+			t.Errorf("go list -deps lists %s, of module %s", p.ImportPath, p.Module.Path)
+		}
+	}
+	if !seenDDCtl {
+		t.Errorf("go list did not list %s/examples/ddctl, so the check did not cover it", modPath)
+	}
+	if mainPkgs < 2 {
+		t.Errorf("go list listed %d packages of the main module; the check covered too little", mainPkgs)
+	}
+
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "list", "-m", "-f", "{{.Path}}", "all")
+	cmd.Dir = filepath.Dir(strings.TrimSpace(string(gomod)))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -m all: %v", err)
+	}
+	for _, m := range strings.Fields(string(out)) {
+		if under(m, goGetterTree) || m == modPath+"/"+getterTree {
+			t.Errorf("the module graph requires %s: only the download/getter module may", m)
+		}
 	}
 }
 
