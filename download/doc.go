@@ -1,7 +1,7 @@
-// Package download gets VM disk images from HTTP(S) sources onto local
-// storage: in parallel, verified while they arrive, resumable across
-// process restarts, and never visible at the destination unless complete
-// and correct.
+// Package download gets VM disk images from HTTP(S) servers, Metalink
+// mirrors and NFS exports onto local storage: in parallel, verified while
+// they arrive, resumable across process restarts, and never visible at the
+// destination unless complete and correct.
 //
 // # Use
 //
@@ -46,6 +46,43 @@
 // [*ChecksumError] returned, which says not to retry the same source on
 // another host.
 //
+// # Sources: Metalink, Link mirrors, NFS
+//
+// A download has one or more sources, and the same machinery (ranges,
+// verification, the part and control files, resume, policy, progress)
+// serves them all:
+//
+//   - An http or https URL. When its first response carries RFC 6249
+//     headers, a Digest (or Repr-Digest) becomes the checksum if the
+//     Request has none, and Link rel=duplicate mirrors join the download,
+//     one connection each, when a checksum vouches for their bytes
+//     ([WithMetalinkHTTP] turns this off).
+//   - A Metalink (package download/metalink): a URL whose path ends in
+//     ".metalink" or ".meta4" ([IsMetalinkURL], CloudStack's rule), or
+//     [Request.AsMetalink], or a parsed file in [Request.Metalink]. Its size
+//     is known up front; its strongest whole-file hash is the checksum;
+//     its http and https mirrors work in parallel, the better ones (by
+//     priority, then measured rate) taking the larger share
+//     ([WithMirrorConnections]). A mirror that fails waits out a backoff
+//     while the others take its work, and is dropped after the retries or
+//     at once for an answer that cannot be right (another size, a 404); a
+//     mirror much slower than the others is demoted to one connection.
+//     With piece hashes, chunks end on piece boundaries and each piece is
+//     checked as soon as it is complete, before the hash cursor passes it;
+//     a bad piece is fetched again, alone, from another mirror, and the
+//     mirror that served it is dropped ([Result.Sources] says what each
+//     did; [*PieceError] if a piece never comes right). Mirrors never get
+//     the credentials of the Metalink's URL.
+//   - An nfs://host[:port]/export/path URL, read with the pure-Go NFSv3
+//     client of package download/nfs: no mount, no root, every connection
+//     through the policy. Reads go in parallel at offsets; the file's
+//     attributes are its identity for resume, and a file that changes
+//     during the download starts it again.
+//
+// Other schemes (s3, gcs, git) go through the go-getter adapter in the
+// module download/getter, which writes through [Client.GetWith]: the
+// engine still takes the lock, verifies and commits.
+//
 // # Resume
 //
 // ".NAME.ddctl" records the ranges written, the validators and the hash
@@ -72,8 +109,9 @@
 // still applies. Errors match
 // [ErrChecksumMismatch], [ErrSizeMismatch], [ErrRemoteChanged], [ErrBusy],
 // [ErrStalled], [ErrNoConnection], [ErrRequest], [ErrBadResponse],
-// [ErrDenied], [ErrTooManyRedirects] and [ErrDowngrade], or are an
-// [*HTTPError], a [*SpaceError] or a [*ChecksumError]. URLs in errors, logs
+// [ErrNoSource], [ErrDenied], [ErrTooManyRedirects] and [ErrDowngrade], or
+// are an [*HTTPError], a [*SpaceError], a [*ChecksumError] or a
+// [*PieceError]. URLs in errors, logs
 // and results have passwords and signatures redacted ([RedactURL]).
 //
 // # Trust and policy
