@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -736,7 +737,9 @@ func permanent(ctx context.Context, err error) bool {
 	}
 	var se *SpaceError
 	var le *localError
-	return errors.As(err, &se) || errors.As(err, &le)
+	// An NFS file that went away or is no longer readable by us: the
+	// bytes fetched are kept, as after a 403 or 404.
+	return errors.As(err, &se) || errors.As(err, &le) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)
 }
 
 // maxRounds bounds how often fill sends its connections out again for

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -84,8 +85,31 @@ func (t *transfer) reports() []MirrorReport {
 }
 
 // openNFSSource mounts and opens the NFS file of the request, with every
-// connection through the Client's policy.
+// connection through the Client's policy, retrying what may pass.
 func (t *transfer) openNFSSource(ctx context.Context) error {
+	for attempt := 0; ; {
+		err := t.openNFSOnce(ctx)
+		if err == nil || nfsPermanent(err) {
+			return err
+		}
+		if attempt, err = t.retry(ctx, err, attempt, false); err != nil {
+			return err
+		}
+	}
+}
+
+// nfsPermanent reports NFS failures that another attempt cannot fix.
+func nfsPermanent(err error) bool {
+	for _, target := range []error{fs.ErrNotExist, fs.ErrPermission, nfs.ErrBadURL, nfs.ErrNotRegular,
+		nfs.ErrNotExported, nfs.ErrProtocol, ErrDenied, ErrSizeMismatch} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *transfer) openNFSOnce(ctx context.Context) error {
 	cfg := t.c.cfg
 	f, err := nfs.Open(ctx, t.j.rawURL, nfs.WithDialer(t.c.dialer),
 		nfs.WithTimeouts(cfg.connectTimeout, cfg.socketTimeout), nfs.WithConnections(min(t.j.conns, 16)))
@@ -444,9 +468,14 @@ func (r *nfsReader) Read(p []byte) (int, error) {
 		return n, nil
 	case errors.Is(err, nfs.ErrChanged), errors.Is(err, nfs.ErrStale):
 		return n, fmt.Errorf("%w: %w", errRestart, err)
-	case errors.Is(err, io.EOF):
+	case err == io.EOF:
+		// A bare EOF is the file's end (io.ReaderAt); a connection that
+		// closed is an *nfs.Error wrapping EOF, retried below.
 		return n, fmt.Errorf("%w: the file is shorter than when it was opened: %w", errRestart, io.ErrUnexpectedEOF)
-	case errors.Is(err, fs.ErrPermission), errors.Is(err, fs.ErrNotExist), errors.Is(err, nfs.ErrProtocol):
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The client's own idle timer fired before the engine's.
+		return n, fmt.Errorf("%w: %w", ErrStalled, err)
+	case errors.Is(err, nfs.ErrProtocol):
 		return n, fmt.Errorf("%w: %w", ErrBadResponse, err)
 	}
 	return n, err

@@ -7,16 +7,17 @@ import (
 	"log"
 
 	"github.com/directdl/directdl/download/nfs"
+	"github.com/directdl/directdl/download/nfs/nfstest"
 )
 
-// Open a file on an NFS server (here an in-memory go-nfs server on
+// Open a file on an NFS server (here a go-nfs test server on
 // 127.0.0.1 started by the example) and read it at an offset.
 func ExampleOpen() {
-	srv, err := startServer(map[string][]byte{"templates/tiny.raw": []byte("hello, nfs")})
+	srv, err := nfstest.Start(map[string][]byte{"templates/tiny.raw": []byte("hello, nfs")})
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer srv.Kill()
+	defer srv.Close()
 
 	url := fmt.Sprintf("nfs://%s/srv/export/templates/tiny.raw", srv.Addr)
 	f, err := nfs.Open(context.Background(), url)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/directdl/directdl/download/nfs"
+	"github.com/directdl/directdl/download/nfs/nfstest"
 	"github.com/directdl/directdl/internal/netguard"
 )
 
@@ -73,13 +74,13 @@ func readParallel(f *nfs.File, n, chunk int) ([]byte, error) {
 
 func TestReadParallel(t *testing.T) {
 	data := randomBytes(t, 8<<20)
-	srv := newServer(t, map[string][]byte{"templates/big.qcow2": data})
+	srv := nfstest.New(t, map[string][]byte{"templates/big.qcow2": data})
 	f := open(t, srv.URL("templates/big.qcow2"))
 	if f.Size() != int64(len(data)) {
 		t.Fatalf("Size = %d, want %d", f.Size(), len(data))
 	}
-	if f.Export() != testExport {
-		t.Errorf("Export = %q, want %q", f.Export(), testExport)
+	if f.Export() != nfstest.Export {
+		t.Errorf("Export = %q, want %q", f.Export(), nfstest.Export)
 	}
 	if f.ReadSize() != nfs.DefaultMaxReadSize {
 		t.Errorf("ReadSize = %d, want the 1 MiB cap of the server's 1 GiB rtpref", f.ReadSize())
@@ -91,7 +92,7 @@ func TestReadParallel(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatal("bytes read differ from the file's")
 	}
-	mounts, _ := srv.h.seen()
+	mounts := srv.Mounts()
 	want := []string{"/srv/export/templates", "/srv/export"}
 	if strings.Join(mounts, ",") != strings.Join(want, ",") {
 		t.Errorf("MNT calls = %q, want %q (longest prefix first)", mounts, want)
@@ -116,7 +117,7 @@ func TestSizes(t *testing.T) {
 		"uneven": randomBytes(t, 3*rsize+7),
 		"exact":  randomBytes(t, 2*rsize),
 	}
-	srv := newServer(t, files)
+	srv := nfstest.New(t, files)
 	for name, data := range files {
 		t.Run(name, func(t *testing.T) {
 			f := open(t, srv.URL(name), nfs.WithMaxReadSize(rsize), nfs.WithConnections(1))
@@ -147,7 +148,7 @@ func TestSizes(t *testing.T) {
 }
 
 func TestErrors(t *testing.T) {
-	srv := newServer(t, map[string][]byte{"dir/file": []byte("x")})
+	srv := nfstest.New(t, map[string][]byte{"dir/file": []byte("x")})
 	if err := srv.FS.Symlink("dir/file", "link"); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func (d *refusingDialer) DialContext(ctx context.Context, network, addr string) 
 }
 
 func TestDialerRefuses(t *testing.T) {
-	srv := newServer(t, map[string][]byte{"f": []byte("data")})
+	srv := nfstest.New(t, map[string][]byte{"f": []byte("data")})
 	d := &refusingDialer{}
 	_, err := nfs.Open(context.Background(), srv.URL("f"), nfs.WithDialer(d))
 	if !errors.Is(err, errPolicy) {
@@ -269,10 +270,10 @@ func TestBadURLConnectsNothing(t *testing.T) {
 }
 
 func TestAuthUnix(t *testing.T) {
-	srv := newServer(t, map[string][]byte{"f": []byte("x")})
+	srv := nfstest.New(t, map[string][]byte{"f": []byte("x")})
 	open(t, srv.URL("f"))
 	open(t, srv.URL("f"), nfs.WithAuthUnix(1000, 1001))
-	_, creds := srv.h.seen()
+	creds := srv.Creds()
 	if len(creds) != 2 {
 		t.Fatalf("%d MNT calls, want 2", len(creds))
 	}
@@ -288,7 +289,7 @@ func TestAuthUnix(t *testing.T) {
 // half-way: every reader must get an error, none may hang.
 func TestServerKilledMidTransfer(t *testing.T) {
 	data := randomBytes(t, 8<<20)
-	srv := newServer(t, map[string][]byte{"big": data})
+	srv := nfstest.New(t, map[string][]byte{"big": data})
 	f := open(t, srv.URL("big"), nfs.WithMaxReadSize(64<<10), nfs.WithTimeouts(2*time.Second, 2*time.Second))
 	const readers = 4
 	part := f.Size() / readers
@@ -333,9 +334,9 @@ func TestServerKilledMidTransfer(t *testing.T) {
 // timeout must turn the silence into an error.
 func TestServerStalls(t *testing.T) {
 	data := randomBytes(t, 1<<20)
-	srv := newServer(t, map[string][]byte{"big": data})
-	p := newStallProxy(t, srv.Addr)
-	f := open(t, "nfs://"+p.Addr+testExport+"/big", nfs.WithTimeouts(time.Second, 300*time.Millisecond))
+	srv := nfstest.New(t, map[string][]byte{"big": data})
+	p := nfstest.NewStallProxy(t, srv.Addr)
+	f := open(t, p.URL("big"), nfs.WithTimeouts(time.Second, 300*time.Millisecond))
 	buf := make([]byte, 4096)
 	if _, err := f.ReadAt(buf, 0); err != nil {
 		t.Fatal(err)
@@ -353,12 +354,36 @@ func TestServerStalls(t *testing.T) {
 	}
 }
 
+// TestServerClosesConnection has the server close its connections
+// between calls: the next call fails with a READ error (an end of stream
+// where the reply should be), and the one after it works on a new
+// connection.
+func TestServerClosesConnection(t *testing.T) {
+	data := randomBytes(t, 1<<20)
+	srv := nfstest.New(t, map[string][]byte{"big": data})
+	p := nfstest.NewStallProxy(t, srv.Addr)
+	f := open(t, p.URL("big"), nfs.WithConnections(1))
+	buf := make([]byte, 4096)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	p.Cut()
+	_, err := f.ReadAt(buf, 4096)
+	var ne *nfs.Error
+	if !errors.As(err, &ne) || ne.Op != "READ" || !errors.Is(err, io.EOF) {
+		t.Fatalf("ReadAt on a closed connection = %v, want a READ *nfs.Error at the end of the stream", err)
+	}
+	if _, err := f.ReadAt(buf, 4096); err != nil || !bytes.Equal(buf, data[4096:8192]) {
+		t.Fatalf("ReadAt after the connection closed = %v, or other bytes", err)
+	}
+}
+
 func TestReadContextCancel(t *testing.T) {
 	data := randomBytes(t, 1<<20)
-	srv := newServer(t, map[string][]byte{"big": data})
-	p := newStallProxy(t, srv.Addr)
+	srv := nfstest.New(t, map[string][]byte{"big": data})
+	p := nfstest.NewStallProxy(t, srv.Addr)
 	// A long idle timeout, so only the cancellation can end the read.
-	f := open(t, "nfs://"+p.Addr+testExport+"/big", nfs.WithTimeouts(time.Second, time.Hour))
+	f := open(t, p.URL("big"), nfs.WithTimeouts(time.Second, time.Hour))
 	p.Freeze()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -378,7 +403,7 @@ func TestReadContextCancel(t *testing.T) {
 }
 
 func TestFileChanged(t *testing.T) {
-	srv := newServer(t, map[string][]byte{"f": randomBytes(t, 10000)})
+	srv := nfstest.New(t, map[string][]byte{"f": randomBytes(t, 10000)})
 	f := open(t, srv.URL("f"))
 	w, err := srv.FS.OpenFile("f", os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
@@ -399,7 +424,7 @@ func TestFileChanged(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	srv := newServer(t, map[string][]byte{"f": []byte("abc")})
+	srv := nfstest.New(t, map[string][]byte{"f": []byte("abc")})
 	f := open(t, srv.URL("f"))
 	if err := f.Close(); err != nil {
 		t.Fatalf("Close = %v", err)
@@ -427,7 +452,7 @@ func TestOptionsRefused(t *testing.T) {
 
 func benchmarkRead(b *testing.B, conns int) {
 	data := randomBytes(b, 8<<20)
-	srv := newServer(b, map[string][]byte{"big": data})
+	srv := nfstest.New(b, map[string][]byte{"big": data})
 	f := open(b, srv.URL("big"), nfs.WithConnections(conns), nfs.WithMaxReadSize(256<<10))
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
@@ -444,7 +469,7 @@ func TestPrivilegedPort(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("binding a source port below 1024 needs root")
 	}
-	srv := newServer(t, map[string][]byte{"f": []byte("x")})
+	srv := nfstest.New(t, map[string][]byte{"f": []byte("x")})
 	var locals []int
 	var mu sync.Mutex
 	f := open(t, srv.URL("f"), nfs.WithPrivilegedPort(func(local *net.TCPAddr) (nfs.Dialer, error) {

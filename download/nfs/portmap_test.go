@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/directdl/directdl/download/nfs"
+	"github.com/directdl/directdl/download/nfs/nfstest"
 )
 
 // fakePortmapper answers PMAPPROC_GETPORT with port for every program it
@@ -68,9 +69,9 @@ func (pm *fakePortmapper) serve(c net.Conn, port uint32) {
 }
 
 func TestPortmapper(t *testing.T) {
-	srv := newServer(t, map[string][]byte{"f": []byte("via portmap")})
+	srv := nfstest.New(t, map[string][]byte{"f": []byte("via portmap")})
 	pm := newFakePortmapper(t, srv.Port)
-	f := open(t, "nfs://127.0.0.1"+testExport+"/f", nfs.WithPortmapperPort(pm.Port))
+	f := open(t, "nfs://127.0.0.1"+nfstest.Export+"/f", nfs.WithPortmapperPort(pm.Port))
 	buf := make([]byte, f.Size())
 	if _, err := f.ReadAt(buf, 0); err != nil || string(buf) != "via portmap" {
 		t.Fatalf("ReadAt = %q, %v", buf, err)
