@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,7 @@ type Client struct {
 // destination.
 type call struct {
 	url     string
+	key     string
 	sum     Checksum
 	done    chan struct{}
 	res     *Result
@@ -286,9 +288,9 @@ func (c *Client) get(ctx context.Context, j *job, start time.Time) (*Result, err
 		c.mu.Lock()
 		cl, ok = c.inflight[j.path]
 	}
-	if ok && cl.url != j.rawURL {
+	if ok && (cl.url != j.rawURL || cl.key != j.key) {
 		c.mu.Unlock()
-		return nil, fmt.Errorf("%w: %s is being downloaded from %s", ErrBusy, j.path, netguard.RedactString(cl.url))
+		return nil, fmt.Errorf("%w: %s is being downloaded from %s (another source)", ErrBusy, j.path, netguard.RedactString(cl.url))
 	}
 	if ok && cl.sum != j.sum {
 		c.mu.Unlock()
@@ -296,7 +298,7 @@ func (c *Client) get(ctx context.Context, j *job, start time.Time) (*Result, err
 	}
 	if !ok {
 		dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		cl = &call{url: j.rawURL, sum: j.sum, done: make(chan struct{}), cancel: cancel}
+		cl = &call{url: j.rawURL, key: j.key, sum: j.sum, done: make(chan struct{}), cancel: cancel}
 		c.inflight[j.path] = cl
 		go func() {
 			var res *Result
@@ -389,6 +391,9 @@ type job struct {
 	metalinkURL  bool
 	metalinkFile string
 	nfs          bool
+	// key tells two jobs for the same path apart beyond their URL and
+	// checksum: the Metalink file, the file of a Metalink URL, a fetch.
+	key string
 }
 
 // newJob checks req. With fetch, the URL is only a name: any scheme, and
@@ -398,6 +403,9 @@ func (c *Client) newJob(req Request, fetch FetchFunc) (*job, error) {
 		return fmt.Errorf("%w: "+format, append([]any{ErrRequest}, args...)...)
 	}
 	var j *job
+	if fetch != nil && (req.Metalink != nil || req.AsMetalink || req.MetalinkFile != "") {
+		return nil, bad("GetWith takes no Metalink: the fetch function is the source")
+	}
 	switch {
 	case req.Metalink != nil:
 		f := *req.Metalink
@@ -415,11 +423,12 @@ func (c *Client) newJob(req Request, fetch FetchFunc) (*job, error) {
 			safe = "metalink:" + f.Name
 		}
 		j = &job{rawURL: req.URL, safeURL: safe, size: req.Size, conns: c.cfg.connections, metalink: &f}
+		j.key = "metalink " + metalinkKey(&f)
 	case fetch != nil:
 		if req.URL == "" {
 			return nil, bad("no URL")
 		}
-		j = &job{rawURL: req.URL, safeURL: netguard.RedactString(req.URL), size: req.Size, conns: 1, fetch: fetch}
+		j = &job{rawURL: req.URL, safeURL: netguard.RedactString(req.URL), size: req.Size, conns: 1, fetch: fetch, key: "fetch"}
 	default:
 		u, err := url.Parse(req.URL)
 		if err != nil {
@@ -441,6 +450,9 @@ func (c *Client) newJob(req Request, fetch FetchFunc) (*job, error) {
 		j = &job{rawURL: req.URL, url: u, safeURL: safe, size: req.Size, conns: c.cfg.connections, nfs: u.Scheme == "nfs"}
 		j.metalinkURL = !j.nfs && (req.AsMetalink || IsMetalinkURL(u))
 		j.metalinkFile = req.MetalinkFile
+		if j.metalinkURL {
+			j.key = "metalink file " + strconv.Quote(j.metalinkFile)
+		}
 	}
 	if req.MetalinkFile != "" && !j.metalinkURL {
 		return nil, bad("MetalinkFile %q is for a URL that names a Metalink document", req.MetalinkFile)

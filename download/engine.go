@@ -101,9 +101,10 @@ type transfer struct {
 	identity  string
 	// sum is the checksum to verify: the request's, or one a Metalink or
 	// a Digest header gave.
-	sum    Checksum
-	hasSum bool
-	pieces *pieceSet
+	sum           Checksum
+	hasSum        bool
+	sumFromDigest bool // sum came from the first response's Digest
+	pieces        *pieceSet
 
 	ckptMu      sync.Mutex // one control file write at a time
 	hash        hash.Hash
@@ -157,7 +158,10 @@ func (c *Client) run(ctx context.Context, j *job) (*Result, error) {
 	if err == nil {
 		return res, nil
 	}
-	if t.doneBytes() == 0 || useless(err) {
+	var se *sourcesError
+	if t.doneBytes() == 0 || (useless(err) && !errors.As(err, &se)) {
+		// When every source failed, one of them answering wrongly does
+		// not make what the others sent useless.
 		t.removeLeftovers()
 	} else if t.size >= 0 {
 		t.checkpoint(true)
@@ -319,6 +323,13 @@ func (t *transfer) download(ctx context.Context) (*Result, error) {
 				return nil, fmt.Errorf("%w: %s changed %d times during the download", ErrRemoteChanged, t.j.safeURL, t.restarts)
 			}
 			t.log.Warn("remote file changed; starting again from zero", slog.Int("restart", t.restarts))
+			if t.sumFromDigest {
+				// The Digest and the Link mirrors described the old
+				// version; the new one's first response tells anew.
+				t.sum, t.hasSum, t.sumFromDigest = t.j.sum, t.j.hasSum, false
+				t.hash = t.algorithm().NewHash()
+				t.mirrors = t.mirrors[:1]
+			}
 			if err := t.reopen(ctx); err != nil {
 				return nil, err
 			}
@@ -804,7 +815,8 @@ func (t *transfer) fill(ctx context.Context, s *stream) error {
 	}
 	defer func() { stopBg(); bgWG.Wait() }()
 
-	for round := 0; ; round++ {
+	for round, idle := 0, 0; ; round++ {
+		before := t.progressMark()
 		g, gctx := errgroup.WithContext(ctx)
 		n := t.j.conns
 		if s != nil {
@@ -818,13 +830,19 @@ func (t *transfer) fill(ctx context.Context, s *stream) error {
 		}
 		if ranges || s == nil {
 			for i := range n {
-				lead := s == nil && i == 0
+				// Only the first round's lead must get a connection:
+				// later rounds find the host busy with other downloads
+				// at worst, and wait for the next.
+				lead := s == nil && i == 0 && round == 0
 				g.Go(func() error { return t.worker(gctx, nil, nil, nil, nil, ranges, lead) })
 			}
 		}
 		s = nil
 		if err := g.Wait(); err != nil {
 			return err
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
 		if err := t.waitChecks(ctx); err != nil {
 			return err
@@ -852,10 +870,24 @@ func (t *transfer) fill(ctx context.Context, s *stream) error {
 			t.mu.Lock()
 			defer t.mu.Unlock()
 			return t.noSourceError()
-		case ranges && round < maxRounds:
-			continue
-		default:
+		case !ranges && t.noRanges && !t.known:
 			return fmt.Errorf("%w: transfer ended with bytes missing", ErrBadResponse)
+		}
+		if !complete {
+			if t.progressMark() == before {
+				// Nothing moved: the sources able to take the work
+				// are in a backoff. Wait for the first to end; only
+				// rounds that move nothing count against the limit.
+				if idle++; idle > maxRounds {
+					return fmt.Errorf("download: %s: the sources stopped with bytes missing", t.j.safeURL)
+				}
+				if err := t.waitBackoff(ctx); err != nil {
+					return err
+				}
+			} else {
+				idle = 0
+			}
+			continue
 		}
 		break
 	}
@@ -863,6 +895,40 @@ func (t *transfer) fill(ctx context.Context, s *stream) error {
 	select {
 	case err := <-hashDone:
 		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// progressMark changes whenever a round moved something: bytes written,
+// pieces checked or queued again.
+func (t *transfer) progressMark() [3]int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	m := [3]int64{t.transferred.Load()}
+	if t.pieces != nil {
+		m[1], m[2] = int64(t.pieces.good), int64(t.pieces.refetched)
+	}
+	return m
+}
+
+// waitBackoff waits until the first source in a backoff may be asked
+// again (at most the longest backoff), or a little when none is.
+func (t *transfer) waitBackoff(ctx context.Context) error {
+	t.mu.Lock()
+	var next time.Time
+	for _, m := range t.mirrors {
+		if m.out == nil && (next.IsZero() || m.retryAt.Before(next)) {
+			next = m.retryAt
+		}
+	}
+	t.mu.Unlock()
+	d := min(max(time.Until(next), 10*time.Millisecond), t.c.cfg.maxBackoff)
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return nil
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
@@ -886,6 +952,9 @@ func (t *transfer) waitChecks(ctx context.Context) error {
 		return nil
 	}
 	for {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 		t.mu.Lock()
 		idle := t.pieces.idle()
 		t.mu.Unlock()
@@ -1002,6 +1071,10 @@ func (t *transfer) takeSource(ctx context.Context, lead bool) (*mirror, func(), 
 	for {
 		t.mu.Lock()
 		work := len(t.pending) > 0 || (t.pieces != nil && len(t.pieces.redo) > 0)
+		if !work {
+			t.mu.Unlock()
+			return nil, nil, nil, nil // nothing to do: no connection needed
+		}
 		m, next := t.pick(time.Now())
 		var u *url.URL
 		if m != nil {
@@ -1009,7 +1082,7 @@ func (t *transfer) takeSource(ctx context.Context, lead bool) (*mirror, func(), 
 		}
 		t.mu.Unlock()
 		if m == nil {
-			if next.IsZero() || !work {
+			if next.IsZero() {
 				return nil, nil, nil, nil
 			}
 			tm := time.NewTimer(time.Until(next))
@@ -1018,7 +1091,7 @@ func (t *transfer) takeSource(ctx context.Context, lead bool) (*mirror, func(), 
 				continue
 			case <-ctx.Done():
 				tm.Stop()
-				return nil, nil, nil, nil
+				return nil, nil, nil, context.Cause(ctx)
 			}
 		}
 		release, hs, err := t.acquire(ctx, u, lead)
@@ -1026,7 +1099,10 @@ func (t *transfer) takeSource(ctx context.Context, lead bool) (*mirror, func(), 
 			t.mu.Lock()
 			m.active--
 			t.mu.Unlock()
-			if lead && ctx.Err() == nil {
+			if ctx.Err() != nil {
+				return nil, nil, nil, context.Cause(ctx)
+			}
+			if lead {
 				return nil, nil, nil, err
 			}
 			t.log.Debug("connection not opened", slog.String("error", err.Error()))
@@ -1057,6 +1133,9 @@ func (t *transfer) claim(m *mirror) *segment {
 	defer t.mu.Unlock()
 	if t.noRanges && !t.known {
 		return nil
+	}
+	if t.pieces != nil && t.pieces.err != nil {
+		return nil // the download fails: fetch nothing more
 	}
 	live := t.segs[:0]
 	for _, s := range t.segs {

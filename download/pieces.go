@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/bits"
 	"strings"
+	"time"
 
 	"github.com/directdl/directdl/download/metalink"
 )
@@ -152,6 +153,9 @@ func (t *transfer) queueWritten() {
 		case p.state[i] == pieceMissing && t.done.covers(a, b):
 			p.state[i] = pieceQueued
 			p.queue = append(p.queue, i)
+			p.from[i] = ^uint64(0) // written by an earlier run: nobody to blame
+		case p.state[i] == pieceMissing && len(t.done.remove(0, a).remove(b, p.size)) > 0:
+			p.from[i] = ^uint64(0) // partly written by an earlier run
 		}
 	}
 	for p.good < len(p.state) && p.state[p.good] == pieceGood {
@@ -288,9 +292,12 @@ func (t *transfer) claimRedo(m *mirror) *segment {
 	if p == nil || len(p.redo) == 0 {
 		return nil
 	}
+	// Only sources that can work now count: a piece waiting for one in a
+	// backoff would wait while the others, which wrote it, stand idle.
 	var usable uint64
+	now := time.Now()
 	for _, o := range t.mirrors {
-		if o.out == nil {
+		if ok, _ := o.usable(now); ok {
 			usable |= 1 << (o.idx % 64)
 		}
 	}

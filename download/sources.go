@@ -20,8 +20,13 @@ import (
 	"github.com/directdl/directdl/internal/netguard"
 )
 
-// maxLinkMirrors bounds the mirrors taken from Link headers.
-const maxLinkMirrors = 16
+// maxLinkMirrors bounds the mirrors taken from Link headers, and
+// maxMirrors those of a Metalink: one bit each in a piece's record of who
+// wrote it.
+const (
+	maxLinkMirrors = 16
+	maxMirrors     = 64
+)
 
 // ErrNoSource: every source of a download (the mirrors of a Metalink or
 // of Link headers) failed or was dropped; the error lists why.
@@ -73,7 +78,12 @@ func (t *transfer) reopen(ctx context.Context) error {
 		return nil
 	}
 	t.closeSources()
-	return t.openNFSSource(ctx)
+	old := t.mirrors[0]
+	if err := t.openNFSSource(ctx); err != nil {
+		return err
+	}
+	t.mirrors[0].bytes, t.mirrors[0].failures = old.bytes, old.failures
+	return nil
 }
 
 func (t *transfer) reports() []MirrorReport {
@@ -257,6 +267,10 @@ func (t *transfer) useMetalink(f *metalink.File) error {
 		t.log.Warn("piece hashes not used", slog.String("reason", why))
 	}
 	for _, u := range f.URLsFor("http", "https") {
+		if len(t.mirrors) == maxMirrors {
+			t.log.Warn("Metalink lists more mirrors than are used; the best by priority are", slog.Int("used", maxMirrors))
+			break
+		}
 		pu, err := url.Parse(u.URL)
 		if err != nil {
 			continue // Validate parsed it already
@@ -290,6 +304,17 @@ func metalinkIdentity(f *metalink.File) string {
 		}
 	}
 	return "metalink:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// metalinkKey identifies everything of f a download uses: its identity
+// and its mirrors.
+func metalinkKey(f *metalink.File) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%q %s\n", f.Name, metalinkIdentity(f))
+	for _, u := range f.URLs {
+		fmt.Fprintf(h, "%d %s\n", u.Priority, u.URL)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // checksumOf converts a Metalink hash.
@@ -329,7 +354,7 @@ func (t *transfer) metalinkHTTP(resp *http.Response) {
 	switch {
 	case best.IsZero():
 	case !t.hasSum:
-		t.sum, t.hasSum = best, true
+		t.sum, t.hasSum, t.sumFromDigest = best, true, true
 		if t.algorithm().Algorithm() != infoOfHash(t.hash) {
 			t.hash = best.NewHash()
 			t.hashed.Store(0)
@@ -354,6 +379,9 @@ func (t *transfer) metalinkHTTP(resp *http.Response) {
 		pu, err := url.Parse(l.URL)
 		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.String() == t.j.url.String() || pu.String() == t.primary.cur.String() {
 			continue
+		}
+		if pu.Scheme == "http" && t.primary.cur.Scheme == "https" {
+			continue // a downgrade, as a redirect from HTTPS to HTTP would be
 		}
 		t.mirrors = append(t.mirrors, &mirror{idx: len(t.mirrors), kind: kindHTTP, u: pu, cur: pu, safe: netguard.Redact(pu), priority: l.Priority, link: true})
 		t.log.Info("server names a mirror", slog.String("mirror", netguard.Redact(pu)))
