@@ -15,7 +15,12 @@ import (
 
 // maxPieceAttempts bounds how often one piece is fetched before the
 // download fails: a piece no source serves right is a wrong Metalink.
-const maxPieceAttempts = 5
+// maxBadPieces is how many bad pieces a source may serve before it is
+// dropped.
+const (
+	maxPieceAttempts = 5
+	maxBadPieces     = 2
+)
 
 // PieceError reports a piece of a Metalink download that failed its hash
 // on every attempt. It matches ErrChecksumMismatch.
@@ -249,14 +254,17 @@ func (t *transfer) badPiece(i int, a, b int64) {
 	}
 	m := culprits[0]
 	m.bad++
+	if m.bad < maxBadPieces {
+		// One bad piece may be a damaged spot: m stays in use, with
+		// its bandwidth, and only that piece comes from another.
+		return
+	}
+	// More say m's file is wrong: drop it (unless it is the last source)
+	// and forget its part of pieces under way.
 	if t.othersUsable(m) {
-		t.drop(m, fmt.Errorf("served piece %d (bytes %d-%d) that failed its %s hash", i, a, b-1, p.typ))
+		t.drop(m, fmt.Errorf("served %d pieces that failed their %s hash, the last piece %d (bytes %d-%d)", m.bad, p.typ, i, a, b-1))
 	}
-	if m.bad >= 2 {
-		// One bad piece may be a damaged spot, and the rest of what m
-		// sent is likely good; a second one says m's file is wrong.
-		t.distrust(m)
-	}
+	t.distrust(m)
 }
 
 // distrust forgets what m wrote into pieces that are not complete yet: m

@@ -29,7 +29,7 @@ func TestQuickstart(t *testing.T) {
 		"centos-template.meta4: 1062 bytes of Metalink 4, 7 piece hashes, 2 mirrors",
 		"centos-template.qcow2: 196928 bytes, verified true,",
 		"mirror priority 1: ",
-		"dropped: served piece 0 (bytes 0-32767) that failed its sha-256 hash",
+		"dropped: served 2 pieces that failed their sha-256 hash, the last piece 1 (bytes 32768-65535)",
 		"mirror priority 2: ",
 		"0 bad piece(s), used to the end",
 		"download with the mirror's root CA trusted: refused (x509: certificate signed by unknown authority)",
