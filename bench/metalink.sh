@@ -6,13 +6,15 @@
 # Three faultserver processes on 127.0.0.1, 127.0.0.2 and 127.0.0.3 serve
 # the same content (same -seed), each capped at SERVER_RATE in all (its
 # "uplink", shared by every connection to it). The second one flips 4096
-# bytes in the middle of piece k (k = pieces/2): every response of it that
-# covers them carries them corrupted, with the true ETag and size, so only
-# the piece hashes reveal it. bench/mkmetalink writes one Metalink 4 file
+# bytes in the middle of the piece where its first response of a run
+# starts (faultserver -corrupt-first-piece, placed anew by POST /_reset
+# before every run), so every tool is served one bad piece: every response
+# of it that covers those bytes carries them corrupted, with the true ETag
+# and size, so only the piece hashes reveal it. bench/mkmetalink writes one Metalink 4 file
 # listing the three (priorities 1, 2, 3) with the whole-file SHA-256 and
 # SHA-256 piece hashes of PIECE bytes; every tool downloads from it:
 #
-#   ddctl     ddctl download -metalink FILE -o DIR -json (-quiet
+#   ddctl     ddctl download -connections 12 -metalink FILE -o DIR -json (-quiet
 #             -allow-cidr 127.0.0.0/8: loopback is refused by default)
 #   aria2c    aria2c --metalink-file FILE -x4 -s12 ...: 4 connections per
 #             mirror, 12 in all, as ddctl uses
@@ -117,12 +119,11 @@ fi
 . bench/lib.sh
 
 # The corrupted bytes: 4096 (or the whole piece, if shorter) in the middle
-# of piece k.
-pieces=$(((size + piece - 1) / piece))
-k=$((pieces / 2))
-plen=$((size - k * piece < piece ? size - k * piece : piece))
-clen=$((plen < 4096 ? plen : 4096))
-bad_at=$((k * piece + (plen - clen) / 2))
+# of the piece where mirror 2's first response of a run starts, so that
+# every tool gets one bad piece from it, whichever part of the file it asks
+# mirror 2 for first (POST /_reset before each run places them anew).
+clen=$((piece < 4096 ? piece : 4096))
+bad_at=$(((piece - clen) / 2))
 
 # start_server N FLAGS... starts faultserver on 127.0.0.N and sets
 # urls[N] and ctls[N] (its base URL, for /_stats and /_reset).
@@ -134,7 +135,7 @@ start_server() {
 		-path /out.img "$@" >"$tmp/server$n.out" 2>"$tmp/server$n.err" &
 	server_pids+=($!)
 	for ((i = 0; i < 100; i++)); do
-		grep -q '^SIZE=' "$tmp/server$n.out" && break
+		grep -qs '^SIZE=' "$tmp/server$n.out" && break
 		if ! kill -0 "${server_pids[-1]}" 2>/dev/null; then
 			echo "bench/metalink.sh: faultserver on 127.0.0.$n failed:" >&2
 			cat "$tmp/server$n.err" >&2
@@ -152,7 +153,7 @@ start_server() {
 start_server 1
 # -v logs every request of the corrupting mirror, with fault=corrupt on
 # those that sent the bad bytes.
-start_server 2 -corrupt-at "$bad_at" -corrupt-len "$clen" -v
+start_server 2 -corrupt-first-piece "$piece" -corrupt-at "$bad_at" -corrupt-len "$clen" -v
 start_server 3
 
 meta=$tmp/bench.meta4
@@ -205,7 +206,7 @@ checked_run() {
 names=() cmds=() tdirs=()
 add_cmd() { names+=("$1") tdirs+=("$2") cmds+=("$3"); }
 
-dd="$tmp/ddctl download -quiet -allow-cidr 127.0.0.0/8 -metalink $meta -o $dir/ddctl -json"
+dd="$tmp/ddctl download -quiet -allow-cidr 127.0.0.0/8 -connections 12 -metalink $meta -o $dir/ddctl -json"
 aria="aria2c --metalink-file $meta --allow-overwrite=true --file-allocation=falloc --auto-file-renaming=false --max-tries=5 --console-log-level=warn --summary-interval=0"
 all_names=("ddctl download -metalink" "aria2c -x4 -s12" "aria2c (default -x1 -s5)")
 all_tdirs=(ddctl aria2c aria2cdef)
@@ -216,7 +217,7 @@ echo "downloads to: $fstype ($dir); directdl $(git describe --always --dirty 2>/
 echo
 echo "## metalink: $((size >> 20)) MiB from 3 mirrors at $rate each, piece $((piece >> 10)) KiB"
 echo
-echo "Mirror 2 (127.0.0.2) flips bytes [$bad_at, $((bad_at + clen))) of piece $k (of $pieces)."
+echo "Mirror 2 (127.0.0.2) flips $clen bytes in the middle of the piece where its first response of a run starts."
 echo
 
 for i in "${!all_cmds[@]}"; do
@@ -254,7 +255,7 @@ json=$tmp/metalink.json
 if ((${#cmds[@]})); then
 	args=()
 	for i in "${!cmds[@]}"; do
-		args+=(--prepare "bash -c 'rm -rf $dir/${tdirs[$i]} && mkdir $dir/${tdirs[$i]}'" -n "${names[$i]}" "${cmds[$i]}")
+		args+=(--prepare "bash -c 'rm -rf $dir/${tdirs[$i]} && mkdir $dir/${tdirs[$i]} && for c in ${ctls[*]}; do curl -sSf -X POST \$c/_reset; done'" -n "${names[$i]}" "${cmds[$i]}")
 	done
 	echo "hyperfine: ${#cmds[@]} commands, $runs runs each ($(date +%T))" >&2
 	# -i: a failing run is timed and counted, not fatal.

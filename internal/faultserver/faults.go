@@ -3,6 +3,7 @@ package faultserver
 import (
 	"io"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -57,6 +58,13 @@ type Faults struct {
 	// content, so a client notices only by hashing what it got: the mirror
 	// that serves a bad piece.
 	CorruptOffset, CorruptLength int64
+	// CorruptFirstPiece, when positive, is a piece length that places the
+	// corrupted range where the client surely reads it: in the piece where
+	// the first response with a body (after SetFaults) starts, at
+	// CorruptOffset from that piece's start. The range then stays there
+	// for every later response. A benchmark can thus have a mirror serve
+	// one bad piece whichever part of the file a client asks it for.
+	CorruptFirstPiece int64
 
 	// ResetAfter, when positive, makes the server reset the TCP connection
 	// (a close with SO_LINGER 0, so the client reads ECONNRESET rather than
@@ -118,6 +126,11 @@ type faultState struct {
 	uplink *sharedPacer
 	// corruptEnd is CorruptOffset+CorruptLength, saturated.
 	corruptEnd int64
+	// placed says where CorruptFirstPiece put the range: until then
+	// nothing is corrupted; place fixes it once.
+	place                  sync.Once
+	placed                 atomic.Bool
+	placedStart, placedEnd int64
 }
 
 // newFaultState installs f for the given resource paths.
@@ -177,11 +190,42 @@ func (s *faultState) takeBodyFault() bool {
 	return s.bodyFaultLeft.Load() > 0 && s.bodyFaultLeft.Add(-1) >= 0
 }
 
+// placeCorruption fixes the corrupted range of CorruptFirstPiece at the
+// first response, which starts at content offset start.
+func (s *faultState) placeCorruption(start int64) {
+	if s.CorruptFirstPiece <= 0 || s.CorruptLength <= 0 {
+		return
+	}
+	s.place.Do(func() {
+		s.placedStart = start/s.CorruptFirstPiece*s.CorruptFirstPiece + s.CorruptOffset
+		s.placedEnd = s.placedStart + s.CorruptLength
+		if s.placedEnd < s.placedStart {
+			s.placedEnd = math.MaxInt64
+		}
+		s.placed.Store(true)
+	})
+}
+
+// corruptRange is the corrupted range [start, end), or ok false when
+// nothing is corrupted (yet).
+func (s *faultState) corruptRange() (start, end int64, ok bool) {
+	switch {
+	case s.CorruptLength <= 0:
+		return 0, 0, false
+	case s.CorruptFirstPiece > 0:
+		if !s.placed.Load() {
+			return 0, 0, false
+		}
+		return s.placedStart, s.placedEnd, true
+	}
+	return s.CorruptOffset, s.corruptEnd, true
+}
+
 // corrupts reports whether content bytes [off, off+n) overlap the
 // corrupted range.
 func (s *faultState) corrupts(off, n int64) bool {
-	return s.CorruptLength > 0 && n > 0 &&
-		off < s.corruptEnd && s.CorruptOffset < off+n
+	start, end, ok := s.corruptRange()
+	return ok && n > 0 && off < end && start < off+n
 }
 
 // corrupt flips the bytes of b, which holds content from offset off, that
@@ -191,8 +235,9 @@ func (s *faultState) corrupt(b []byte, off int64) bool {
 	if !s.corrupts(off, n) {
 		return false
 	}
-	from := max(s.CorruptOffset, off) - off
-	to := min(s.corruptEnd, off+n) - off
+	start, end, _ := s.corruptRange()
+	from := max(start, off) - off
+	to := min(end, off+n) - off
 	for i := from; i < to; i++ {
 		b[i] ^= 0xff
 	}

@@ -227,6 +227,7 @@ func (s *Server) serveGzip(w http.ResponseWriter, r *http.Request, rec *Request,
 		return
 	}
 	cw := &countingWriter{w: w, s: s, rec: rec, ctx: r.Context(), uplink: f.uplink}
+	f.placeCorruption(0)
 	cr := &corruptReader{r: v.Content, f: f}
 	zw, _ := gzip.NewWriterLevel(cw, gzip.BestSpeed)
 	_, err := io.Copy(zw, io.NewSectionReader(cr, 0, v.Content.Size()))
@@ -325,6 +326,9 @@ func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, rec *Request,
 	buf := bufPool.Get().(*[bodyChunk]byte)
 	defer bufPool.Put(buf)
 	bytesSent := f.bytes[res.Path]
+	if br.length > 0 {
+		f.placeCorruption(br.start)
+	}
 
 	for pos := int64(0); pos < br.length; {
 		n := min(chunk, br.length-pos)

@@ -301,3 +301,40 @@ func TestWithHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestCorruptFirstPiece: the corrupted range lands in the piece where the
+// first response starts, and stays there.
+func TestCorruptFirstPiece(t *testing.T) {
+	const piece = 64 << 10
+	s := StartTest(t, WithFaults(Faults{CorruptFirstPiece: piece, CorruptOffset: 100, CorruptLength: 50}))
+	c := client(t, nil)
+	get := func(from, to int64) []byte {
+		req, _ := http.NewRequest("GET", s.URL(DefaultResourcePath), nil)
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", from, to))
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	// The first request starts inside piece 5: bytes 5*piece+100 to
+	// 5*piece+149 are flipped, in it and in every later response.
+	lo, hi := int64(5*piece+100), int64(5*piece+150)
+	first := get(5*piece+10, 7*piece-1)
+	if !bytes.Equal(first, flipped(t, s, DefaultResourcePath, 5*piece+10, 7*piece-(5*piece+10), lo, hi)) {
+		t.Error("first response: not the content with the placed range flipped")
+	}
+	whole := get(0, testSize-1)
+	if !bytes.Equal(whole, flipped(t, s, DefaultResourcePath, 0, testSize, lo, hi)) {
+		t.Error("a later response: the range moved or vanished")
+	}
+	clean := get(0, 5*piece-1)
+	if !bytes.Equal(clean, flipped(t, s, DefaultResourcePath, 0, 5*piece, 0, 0)) {
+		t.Error("bytes outside the placed range were flipped")
+	}
+}

@@ -27,7 +27,8 @@
 // With -control the server also answers, on every listener:
 //
 //	GET /_stats    {"requests":N,"bytes_served":N}
-//	POST /_reset   clears those counters (204 No Content)
+//	POST /_reset   clears those counters and installs the faults again,
+//	               which restarts the counted ones (204 No Content)
 //
 // and these requests are not counted themselves, so a script can reset
 // the counters, run a download and read what it cost.
@@ -108,12 +109,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		serverRate     sizeFlag
 		corruptAt      sizeFlag
 		corruptLen     sizeFlag
+		corruptFirst   sizeFlag
 	)
 	fs.Var(&size, "size", "`size` of the generated content")
 	fs.Var(&rate, "rate", "cap each connection at this many `bytes` per second (0: none)")
 	fs.Var(&serverRate, "server-rate", "cap all connections together at this many `bytes` per second (0: none)")
 	fs.Var(&corruptAt, "corrupt-at", "content `offset` of the first byte -corrupt-len flips")
 	fs.Var(&corruptLen, "corrupt-len", "flip (XOR 0xFF) this many `bytes` of the content from -corrupt-at in every response (0: none)")
+	fs.Var(&corruptFirst, "corrupt-first-piece", "place the -corrupt-at/-corrupt-len range in the piece of this `length` where the first response starts (-corrupt-at is then from that piece's start); POST /_reset places it anew")
 	fs.DurationVar(&f.Latency, "latency", 0, "delay every response's headers by `duration`")
 	fs.BoolVar(&f.NoRanges, "no-ranges", false, "ignore Range; no Accept-Ranges")
 	fs.BoolVar(&f.Always200, "always-200", false, "answer ranges with 200 and the whole content while claiming Accept-Ranges")
@@ -152,6 +155,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	f.Rate, f.ResetAfter, f.TruncateAfter = int64(rate), int64(resetAfter), int64(truncateAfter)
 	f.StallAfter, f.ChangeAfterBytes = int64(stallAfter), int64(changeAfterB)
 	f.ServerRate, f.CorruptOffset, f.CorruptLength = int64(serverRate), int64(corruptAt), int64(corruptLen)
+	f.CorruptFirstPiece = int64(corruptFirst)
+	if corruptFirst > 0 && corruptLen == 0 {
+		return usage("-corrupt-first-piece needs -corrupt-len")
+	}
 	if corruptAt > 0 && corruptLen == 0 {
 		return usage("-corrupt-at needs -corrupt-len")
 	}
@@ -259,13 +266,15 @@ func statsHandler(srv *atomic.Pointer[faultserver.Server]) http.Handler {
 }
 
 // resetHandler answers POST /_reset by resetting the counters of the
-// server in srv.
+// server in srv and installing its faults again, which restarts the
+// counted faults and lets -corrupt-first-piece place its range anew.
 func resetHandler(srv *atomic.Pointer[faultserver.Server]) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s := controlServer(w, r, srv, http.MethodPost)
 		if s == nil {
 			return
 		}
+		s.SetFaults(s.Faults())
 		s.ResetStats()
 		w.WriteHeader(http.StatusNoContent)
 	})

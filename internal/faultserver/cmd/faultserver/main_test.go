@@ -124,6 +124,7 @@ func TestUsageErrors(t *testing.T) {
 		{"-tls-gen", "d", "-tls-cert", "x", "-tls-key", "y"},
 		{"-server-rate", "-1"},
 		{"-corrupt-at", "5"},
+		{"-corrupt-first-piece", "1M"},
 		{"-corrupt-len", "1Q"},
 		{"-control", "-path", "/_stats"},
 	} {
