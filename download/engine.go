@@ -601,6 +601,19 @@ func (t *transfer) firstOnce(ctx context.Context, from, to int64, resuming bool)
 	return s, nil
 }
 
+// get is request followed by checkCommon.
+func (t *transfer) get(ctx context.Context, m *mirror, u *url.URL, from, to int64) (*stream, error) {
+	s, err := t.request(ctx, m, u, from, to, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.checkCommon(s); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
 // checkCommon refuses responses whose bytes are not the file's bytes.
 func (t *transfer) checkCommon(s *stream) error {
 	if ce := s.resp.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
@@ -671,15 +684,7 @@ func (t *transfer) retry(ctx context.Context, err error, attempt int, progressed
 	if attempt > t.c.cfg.retries {
 		return attempt, err
 	}
-	d := t.c.cfg.minBackoff << min(attempt-1, 30)
-	if d <= 0 || d > t.c.cfg.maxBackoff {
-		d = t.c.cfg.maxBackoff
-	}
-	d = d/2 + rand.N(d/2+1)
-	var ra *retryAfterError
-	if errors.As(err, &ra) {
-		d = min(max(ra.after, d), t.c.cfg.maxBackoff)
-	}
+	d := t.backoff(attempt, err)
 	t.log.Warn("retrying", slog.Int("attempt", attempt), slog.Duration("after", d),
 		slog.String("error", netguard.RedactText(err.Error())))
 	tm := time.NewTimer(d)
@@ -690,6 +695,22 @@ func (t *transfer) retry(ctx context.Context, err error, attempt int, progressed
 	case <-ctx.Done():
 		return attempt, context.Cause(ctx)
 	}
+}
+
+// backoff is the wait before attempt n (from 1) after err: exponential
+// from the minimum backoff, jittered (the upper half at random), at most the
+// maximum, and at least what a Retry-After asked for (up to the maximum).
+func (t *transfer) backoff(n int, err error) time.Duration {
+	d := t.c.cfg.minBackoff << min(n-1, 30)
+	if d <= 0 || d > t.c.cfg.maxBackoff {
+		d = t.c.cfg.maxBackoff
+	}
+	d = d/2 + rand.N(d/2+1)
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		d = min(max(ra.after, d), t.c.cfg.maxBackoff)
+	}
+	return d
 }
 
 // refollowed is a refusal from a redirect target after which the
@@ -1342,12 +1363,8 @@ func (t *transfer) openRange(ctx context.Context, seg *segment, m *mirror, range
 		return t.openMirror(ctx, m, u, from, to)
 	}
 	if !ranges {
-		s, err := t.request(ctx, m, u, -1, -1, nil)
+		s, err := t.get(ctx, m, u, -1, -1)
 		if err != nil {
-			return nil, err
-		}
-		if err := t.checkCommon(s); err != nil {
-			s.close()
 			return nil, err
 		}
 		if s.resp.StatusCode != http.StatusOK {
@@ -1369,12 +1386,8 @@ func (t *transfer) openRange(ctx context.Context, seg *segment, m *mirror, range
 		}
 		return s, nil
 	}
-	s, err := t.request(ctx, m, u, from, to, nil)
+	s, err := t.get(ctx, m, u, from, to)
 	if err != nil {
-		return nil, err
-	}
-	if err := t.checkCommon(s); err != nil {
-		s.close()
 		return nil, err
 	}
 	resp := s.resp
@@ -1610,21 +1623,13 @@ func (t *transfer) reporter(ctx context.Context) {
 	}
 	tick := time.NewTicker(t.c.cfg.progressInterval)
 	defer tick.Stop()
-	last, lastAt := t.transferred.Load(), time.Now()
-	var rate float64
+	meter := newRateMeter(t.transferred.Load())
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			cur := t.transferred.Load()
-			inst := float64(cur-last) / now.Sub(lastAt).Seconds()
-			if rate == 0 {
-				rate = inst
-			} else {
-				rate = 0.7*rate + 0.3*inst
-			}
-			last, lastAt = cur, now
+			rate := meter.update(t.transferred.Load(), now)
 			t.mu.Lock()
 			p := Progress{URL: t.j.safeURL, Path: t.j.path, Done: t.done.total(), Total: t.size, Rate: rate, Connections: t.active}
 			t.mu.Unlock()
@@ -1634,6 +1639,27 @@ func (t *transfer) reporter(ctx context.Context) {
 			sink(p)
 		}
 	}
+}
+
+// rateMeter smooths a transfer rate from a growing byte count.
+type rateMeter struct {
+	last int64
+	at   time.Time
+	rate float64
+}
+
+func newRateMeter(n int64) *rateMeter { return &rateMeter{last: n, at: time.Now()} }
+
+// update takes the count at now and returns the smoothed bytes per second.
+func (r *rateMeter) update(n int64, now time.Time) float64 {
+	inst := float64(n-r.last) / now.Sub(r.at).Seconds()
+	if r.rate == 0 {
+		r.rate = inst
+	} else {
+		r.rate = 0.7*r.rate + 0.3*inst
+	}
+	r.last, r.at = n, now
+	return r.rate
 }
 
 // commit verifies the finished part file and renames it into place.

@@ -202,9 +202,7 @@ func (c *Client) watchFetch(j *job, dst string) func() {
 		defer close(stopped)
 		tick := time.NewTicker(c.cfg.progressInterval)
 		defer tick.Stop()
-		var last int64
-		lastAt := time.Now()
-		var rate float64
+		meter := newRateMeter(0)
 		for {
 			select {
 			case <-done:
@@ -214,13 +212,7 @@ func (c *Client) watchFetch(j *job, dst string) func() {
 				if fi, err := os.Lstat(dst); err == nil && fi.Mode().IsRegular() {
 					cur = fi.Size()
 				}
-				inst := float64(cur-last) / now.Sub(lastAt).Seconds()
-				if rate == 0 {
-					rate = inst
-				} else {
-					rate = 0.7*rate + 0.3*inst
-				}
-				last, lastAt = cur, now
+				rate := meter.update(cur, now)
 				total := int64(-1)
 				if j.size > 0 {
 					total = j.size

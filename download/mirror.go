@@ -1,10 +1,8 @@
 package download
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"strings"
 	"time"
@@ -214,15 +212,7 @@ func (t *transfer) failed(m *mirror, err error, permanentErr bool) {
 		t.drop(m, err)
 		return
 	}
-	d := t.c.cfg.minBackoff << min(m.consecutive-1, 30)
-	if d <= 0 || d > t.c.cfg.maxBackoff {
-		d = t.c.cfg.maxBackoff
-	}
-	d = d/2 + rand.N(d/2+1)
-	var ra *retryAfterError
-	if errors.As(err, &ra) {
-		d = min(max(ra.after, d), t.c.cfg.maxBackoff)
-	}
+	d := t.backoff(m.consecutive, err)
 	m.retryAt = time.Now().Add(d)
 	t.log.Warn("source failed; moving its work to the others", slog.String("source", m.safe),
 		slog.Int("failures", m.consecutive), slog.Duration("retry_after", d),

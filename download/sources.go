@@ -189,14 +189,11 @@ func (t *transfer) fetchMetalinkDoc(ctx context.Context) (*metalink.Metalink, er
 
 func (t *transfer) fetchMetalinkOnce(ctx context.Context) (*metalink.Metalink, error) {
 	pm := &mirror{kind: kindHTTP, u: t.j.url, safe: t.j.safeURL}
-	s, err := t.request(ctx, pm, t.j.url, -1, -1, nil)
+	s, err := t.get(ctx, pm, t.j.url, -1, -1)
 	if err != nil {
 		return nil, err
 	}
 	defer s.close()
-	if err := t.checkCommon(s); err != nil {
-		return nil, err
-	}
 	if s.resp.StatusCode != http.StatusOK {
 		return nil, t.statusError(s.resp)
 	}
@@ -418,12 +415,8 @@ func infoOfHash(h interface {
 // that answers wrongly is dropped; its validators are learned from its
 // first answer and must not change.
 func (t *transfer) openMirror(ctx context.Context, m *mirror, u *url.URL, from, to int64) (*stream, error) {
-	s, err := t.request(ctx, m, u, from, to, nil)
+	s, err := t.get(ctx, m, u, from, to)
 	if err != nil {
-		return nil, err
-	}
-	if err := t.checkCommon(s); err != nil {
-		s.close()
 		return nil, err
 	}
 	resp := s.resp
