@@ -166,7 +166,7 @@ func (t *transfer) pick(now time.Time) (*mirror, time.Time) {
 			}
 			continue
 		}
-		if m.active >= t.capOf(m) {
+		if m.active >= t.capOf(m) || !t.hasWorkFor(m, now) {
 			continue
 		}
 		if best == nil || better(m, best) {
@@ -180,6 +180,17 @@ func (t *transfer) pick(now time.Time) (*mirror, time.Time) {
 	return nil, next
 }
 
+// hasWorkFor reports whether m could be given work: anything but bad
+// pieces that m served (which go to the others). pick and stay must agree
+// on it, or a connection moves between two sources forever. Called with
+// t.mu held.
+func (t *transfer) hasWorkFor(m *mirror, now time.Time) bool {
+	if len(t.pending) > 0 || t.pieces == nil || len(t.pieces.redo) == 0 {
+		return true
+	}
+	return t.canRedo(m, now)
+}
+
 // stay reports whether a connection on m should keep to it for its next
 // range: m is still usable and no clearly better source has room. Called
 // with t.mu held.
@@ -191,7 +202,7 @@ func (t *transfer) stay(m *mirror, now time.Time) bool {
 		return false
 	}
 	for _, o := range t.mirrors {
-		if o == m || o.out != nil || now.Before(o.retryAt) || o.active >= t.capOf(o) {
+		if o == m || o.out != nil || now.Before(o.retryAt) || o.active >= t.capOf(o) || !t.hasWorkFor(o, now) {
 			continue
 		}
 		if (!o.demoted && m.demoted) || (o.demoted == m.demoted && o.priority < m.priority) {

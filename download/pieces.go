@@ -292,6 +292,38 @@ func (t *transfer) distrust(m *mirror) {
 	}
 }
 
+// usableNow has the bit of every source that can work now. Only those
+// count when choosing who fetches a bad piece again: a piece waiting for
+// one in a backoff would wait while the others, which wrote it, stand
+// idle. Called with t.mu held.
+func (t *transfer) usableNow(now time.Time) uint64 {
+	var usable uint64
+	for _, o := range t.mirrors {
+		if ok, _ := o.usable(now); ok {
+			usable |= 1 << (o.idx % 64)
+		}
+	}
+	return usable
+}
+
+// mayRedo reports whether m may fetch bad piece r again: it did not serve
+// it, or every source usable now did.
+func mayRedo(m *mirror, r redoPiece, usable uint64) bool {
+	return r.avoid&(1<<(m.idx%64)) == 0 || bits.OnesCount64(usable&^r.avoid) == 0
+}
+
+// canRedo reports whether m may fetch any bad piece waiting. Called with
+// t.mu held.
+func (t *transfer) canRedo(m *mirror, now time.Time) bool {
+	usable := t.usableNow(now)
+	for _, r := range t.pieces.redo {
+		if mayRedo(m, r, usable) {
+			return true
+		}
+	}
+	return false
+}
+
 // claimRedo gives m a bad piece to fetch again, preferring pieces that m
 // did not serve; a piece every usable source served goes to any. Called
 // with t.mu held.
@@ -300,18 +332,10 @@ func (t *transfer) claimRedo(m *mirror) *segment {
 	if p == nil || len(p.redo) == 0 {
 		return nil
 	}
-	// Only sources that can work now count: a piece waiting for one in a
-	// backoff would wait while the others, which wrote it, stand idle.
-	var usable uint64
 	now := time.Now()
-	for _, o := range t.mirrors {
-		if ok, _ := o.usable(now); ok {
-			usable |= 1 << (o.idx % 64)
-		}
-	}
-	bit := uint64(1) << (m.idx % 64)
+	usable := t.usableNow(now)
 	for k, r := range p.redo {
-		if r.avoid&bit != 0 && bits.OnesCount64(usable&^r.avoid) > 0 {
+		if !mayRedo(m, r, usable) {
 			continue
 		}
 		p.redo = append(p.redo[:k], p.redo[k+1:]...)

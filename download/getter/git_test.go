@@ -48,6 +48,11 @@ func gitRepo(t *testing.T, files map[string][]byte, v1 []byte, outside string) s
 	if err := os.Symlink(outside, filepath.Join(work, "link.img")); err != nil {
 		t.Fatal(err)
 	}
+	// A link to a directory of the repository itself: os.Root would
+	// follow it, and the same trick as "x -> .git" would reach .git/config.
+	if err := os.Symlink("images", filepath.Join(work, "linkdir")); err != nil {
+		t.Fatal(err)
+	}
 	run(work, "add", "-A")
 	run(work, "commit", "-q", "-m", "v2")
 	bare := filepath.Join(base, "repo.git")
@@ -77,6 +82,7 @@ func TestGit(t *testing.T) {
 		{name: "checksum mismatch", req: download.Request{URL: base + "//disk.img", Checksum: sumOf(old)}, wantErr: download.ErrChecksumMismatch},
 		{name: "size mismatch", req: download.Request{URL: base + "//disk.img", Size: 3}, wantErr: download.ErrSizeMismatch},
 		{name: "symbolic link", req: download.Request{URL: base + "//link.img"}, errText: "symbolic link"},
+		{name: "symbolic link on the path", req: download.Request{URL: base + "//linkdir/v2.img"}, errText: "linkdir is a symbolic link"},
 		{name: "missing file", req: download.Request{URL: base + "//nope.img"}, errText: "not in the repository"},
 		{name: "directory", req: download.Request{URL: base + "//images"}, errText: "not a regular file"},
 		{name: "missing ref", req: download.Request{URL: base + "//disk.img?ref=nope"}, errText: "nope"},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	gogetter "github.com/hashicorp/go-getter"
@@ -57,6 +58,16 @@ func copyFromRepo(ctx context.Context, dir, name, dst string, limit int64) error
 		return err
 	}
 	defer root.Close()
+	// os.Root keeps the path inside dir but follows links within it, so
+	// a committed link "x -> .git" would reach .git/config by "x/config":
+	// refuse a link anywhere on the path.
+	parts := strings.Split(filepath.ToSlash(name), "/")
+	for i := 1; i < len(parts); i++ {
+		dirPart := strings.Join(parts[:i], "/")
+		if fi, err := root.Lstat(dirPart); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return fmt.Errorf("%s is a symbolic link in the repository; links are not followed", dirPart)
+		}
+	}
 	fi, err := root.Lstat(name)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

@@ -233,6 +233,18 @@ func prepareSingle(f downloadFlags, rawURL string) (*singleDownload, error) {
 	}
 	path := f.dest
 	if fi, err := os.Stat(f.dest); err == nil && fi.IsDir() && download.IsMetalinkURL(u) {
+		// The file goes in as a parsed Metalink file, whose request
+		// reads no ?checksum= from the URL: take it here.
+		usum, _, err := download.ChecksumFromURL(u)
+		if err != nil {
+			return nil, usageErr("%v", err)
+		}
+		if !usum.IsZero() && !sum.IsZero() && usum != sum {
+			return nil, usageErr("-checksum %s and the URL's checksum %s differ", sum, usum)
+		}
+		if sum.IsZero() {
+			sum = usum
+		}
 		return &singleDownload{url: rawURL, sum: sum, intoDir: f.dest}, nil
 	} else if err == nil && fi.IsDir() {
 		name, err := fileNameFromURL(u)
@@ -248,23 +260,31 @@ func prepareSingle(f downloadFlags, rawURL string) (*singleDownload, error) {
 
 func runSingle(ctx context.Context, e env, c *download.Client, f downloadFlags, bar *progressBar, s *singleDownload) error {
 	req := download.Request{URL: s.url, Path: s.path, Sum: s.sum, Metalink: s.file}
+	var made []string // directories made for the file, removed if it fails
 	if s.intoDir != "" {
-		doc, err := c.FetchMetalink(ctx, s.url)
-		if err != nil {
-			return downloadError(ctx, f, err)
+		file := s.file
+		if file == nil {
+			doc, err := c.FetchMetalink(ctx, s.url)
+			if err != nil {
+				return downloadError(ctx, f, err)
+			}
+			if file, err = doc.Pick(f.metalinkFile); err != nil {
+				return usageErr("%s: %v; choose with -metalink-file", download.RedactURL(s.url), err)
+			}
 		}
-		file, err := doc.Pick(f.metalinkFile)
-		if err != nil {
-			return usageErr("%s: %v; choose with -metalink-file", download.RedactURL(s.url), err)
-		}
-		if req.Path, err = metalinkPath(*file, s.intoDir); err != nil {
+		var err error
+		if req.Path, made, err = metalinkPath(*file, s.intoDir); err != nil {
+			removeDirs(made)
 			return err
 		}
-		req.URL, req.Metalink = s.url, file
+		req.Metalink = file
 	} else if s.file == nil {
 		req.MetalinkFile = f.metalinkFile
 	}
 	res, err := c.Get(ctx, req)
+	if err != nil {
+		removeDirs(made)
+	}
 	bar.finish()
 	if err != nil {
 		return downloadError(ctx, f, err)
@@ -463,6 +483,11 @@ func readBatch(name, dir string) ([]batchItem, error) {
 		u, err := parseURL(fields[0])
 		if err != nil {
 			return nil, usageErr("%s:%d: %v", name, n, err)
+		}
+		if download.IsMetalinkURL(u) {
+			// Its file is named by the document, which is not read yet;
+			// one run with -o DIR names it so.
+			return nil, usageErr("%s:%d: a Metalink URL cannot go in a batch: download it on its own with -o DIR", name, n)
 		}
 		it := batchItem{url: fields[0]}
 		if len(fields) == 2 {
@@ -838,46 +863,62 @@ func prepareMetalinkFile(f downloadFlags) (*singleDownload, error) {
 	if err != nil {
 		return nil, usageErr("-metalink %s: %v; choose with -metalink-file", f.metalink, err)
 	}
-	path := f.dest
+	s := &singleDownload{url: "metalink:" + file.Name, path: f.dest, sum: sum, file: file}
 	if fi, err := os.Stat(f.dest); err == nil && fi.IsDir() {
-		if path, err = metalinkPath(*file, f.dest); err != nil {
-			return nil, err
+		if _, err := file.SafeJoin(f.dest); err != nil {
+			return nil, usageErr("%v", err)
 		}
+		s.path, s.intoDir = "", f.dest // named, and its directories made, only when it runs
 	} else if strings.HasSuffix(f.dest, "/") || strings.HasSuffix(f.dest, string(filepath.Separator)) {
 		return nil, usageErr("-o %s: no such directory; create it first, or give a file path", f.dest)
 	}
-	return &singleDownload{url: "metalink:" + file.Name, path: path, sum: sum, file: file}, nil
+	return s, nil
 }
 
 // metalinkPath is where a Metalink file goes in dir: under the name the
 // document gives it, which may hold subdirectories. SafeJoin keeps the
 // path inside dir; the subdirectories are made one at a time, refusing any
-// that is a symbolic link, so that nothing lands outside dir.
-func metalinkPath(f metalink.File, dir string) (string, error) {
+// that is a symbolic link, so that nothing lands outside dir. It returns
+// the directories it made, in order. (Another user who can write to dir
+// could still swap a checked directory for a link before the download
+// opens its file; dir is expected to be the agent's own.)
+func metalinkPath(f metalink.File, dir string) (string, []string, error) {
 	p, err := f.SafeJoin(dir)
 	if err != nil {
-		return "", usageErr("%v", err)
+		return "", nil, usageErr("%v", err)
 	}
 	rel, err := filepath.Rel(dir, filepath.Dir(p))
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
+	var made []string
 	at := dir
 	for _, part := range strings.Split(rel, string(filepath.Separator)) {
 		if part == "." {
 			continue
 		}
 		at = filepath.Join(at, part)
-		if err := os.Mkdir(at, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			return "", err
+		err := os.Mkdir(at, 0o755)
+		if err == nil {
+			made = append(made, at)
+		} else if !errors.Is(err, os.ErrExist) {
+			return "", made, err
 		}
 		fi, err := os.Lstat(at)
 		if err != nil {
-			return "", err
+			return "", made, err
 		}
 		if !fi.IsDir() {
-			return "", fmt.Errorf("%s is not a directory (a symbolic link or a file); the Metalink's file %q cannot go there", at, f.Name)
+			return "", made, fmt.Errorf("%s is not a directory (a symbolic link or a file); the Metalink's file %q cannot go there", at, f.Name)
 		}
 	}
-	return p, nil
+	return p, made, nil
+}
+
+// removeDirs removes the directories metalinkPath made, deepest first, if
+// they are empty: a partial download in one stays there to resume.
+func removeDirs(made []string) {
+	for i := len(made) - 1; i >= 0; i-- {
+		os.Remove(made[i])
+	}
 }

@@ -20,6 +20,9 @@ var secretNames = map[string]bool{
 	"x-amz-signature": true, "x-amz-credential": true, "x-amz-security-token": true,
 	"x-goog-signature": true, "x-goog-credential": true, "awsaccesskeyid": true,
 	"authorization": true, "session": true, "sessionid": true,
+	// go-getter's: a private SSH key, and an AWS key id (its secret and
+	// token are caught by secretParts).
+	"sshkey": true, "aws_access_key_id": true,
 }
 
 // secretParts catch the many spellings of the same idea
