@@ -1,17 +1,16 @@
 package download
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,23 +42,8 @@ func (s *r7Files) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("ETag", `"`+strings.Trim(r.URL.Path, "/")+`"`)
 	w.Header().Set("Accept-Ranges", "bytes")
-	rg := r.Header.Get("Range")
-	if rg == "" {
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.Write(body)
-		return
-	}
-	a, b, _ := strings.Cut(strings.TrimPrefix(rg, "bytes="), "-")
-	from, _ := strconv.Atoi(a)
-	to := len(body) - 1
-	if b != "" {
-		to, _ = strconv.Atoi(b)
-		to = min(to, len(body)-1)
-	}
-	w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", from, to, len(body)))
-	w.Header().Set("Content-Length", strconv.Itoa(to-from+1))
-	w.WriteHeader(http.StatusPartialContent)
-	w.Write(body[from : to+1])
+	// ServeContent answers Range (and If-Range against the ETag above).
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
 }
 
 func (s *r7Files) count(path string) int32 {
