@@ -1,18 +1,12 @@
 package download
 
 import (
-	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
-	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"net/url"
-	"strings"
 
+	"github.com/directdl/directdl/internal/checksum"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -21,12 +15,12 @@ type Algorithm string
 
 // The algorithms CloudStack accepts for a template checksum.
 const (
-	MD5    Algorithm = "md5"
-	SHA1   Algorithm = "sha1"
-	SHA224 Algorithm = "sha224"
-	SHA256 Algorithm = "sha256"
-	SHA384 Algorithm = "sha384"
-	SHA512 Algorithm = "sha512"
+	MD5    Algorithm = checksum.MD5
+	SHA1   Algorithm = checksum.SHA1
+	SHA224 Algorithm = checksum.SHA224
+	SHA256 Algorithm = checksum.SHA256
+	SHA384 Algorithm = checksum.SHA384
+	SHA512 Algorithm = checksum.SHA512
 )
 
 type algInfo struct {
@@ -36,25 +30,28 @@ type algInfo struct {
 	new        func() hash.Hash
 }
 
-var algorithms = []algInfo{
-	{MD5, "MD5", 32, md5.New},
-	{SHA1, "SHA-1", 40, sha1.New},
-	{SHA224, "SHA-224", 56, sha256.New224},
-	{SHA256, "SHA-256", 64, sha256.New},
-	{SHA384, "SHA-384", 96, sha512.New384},
-	{SHA512, "SHA-512", 128, sha512.New},
+func infoFrom(a checksum.Algorithm) algInfo {
+	return algInfo{Algorithm(a.Name), a.CloudStack, a.HexLen, a.New}
 }
+
+// algorithms are weakest first, as internal/checksum lists them: strength
+// and strongest rely on the order.
+var algorithms = func() []algInfo {
+	var out []algInfo
+	for _, a := range checksum.Algorithms() {
+		out = append(out, infoFrom(a))
+	}
+	return out
+}()
 
 // lookup finds an algorithm by any accepted spelling: "SHA-256", "sha256",
 // "Sha-256" (case and a hyphen after "sha" do not matter).
 func lookup(name string) (algInfo, bool) {
-	n := strings.ReplaceAll(strings.ToLower(name), "-", "")
-	for _, a := range algorithms {
-		if n == string(a.alg) {
-			return a, true
-		}
+	a, ok := checksum.Lookup(name)
+	if !ok {
+		return algInfo{}, false
 	}
-	return algInfo{}, false
+	return infoFrom(a), true
 }
 
 func infoOf(a Algorithm) algInfo {
@@ -63,12 +60,13 @@ func infoOf(a Algorithm) algInfo {
 }
 
 // Sentinels for checksum strings that cannot be parsed; a
-// [*ChecksumFormatError] wraps one of them.
+// [*ChecksumFormatError] wraps one of them. They are internal/checksum's
+// sentinels, so errors.Is matches whichever package reported the error.
 var (
-	ErrChecksumAlgorithm = errors.New("unknown checksum algorithm (want MD5, SHA-1, SHA-224, SHA-256, SHA-384 or SHA-512)")
-	ErrChecksumLength    = errors.New("checksum has the wrong length for its algorithm")
-	ErrChecksumHex       = errors.New("checksum is not hexadecimal")
-	ErrChecksumForm      = errors.New("checksum form not supported")
+	ErrChecksumAlgorithm = checksum.ErrAlgorithm
+	ErrChecksumLength    = checksum.ErrLength
+	ErrChecksumHex       = checksum.ErrHex
+	ErrChecksumForm      = checksum.ErrForm
 )
 
 // ChecksumFormatError reports a checksum string that cannot be parsed. It
@@ -86,6 +84,16 @@ func (e *ChecksumFormatError) Error() string {
 
 func (e *ChecksumFormatError) Unwrap() error { return e.Err }
 
+// formatError gives err, from internal/checksum, this package's error type
+// and prefix.
+func formatError(err error) error {
+	var fe *checksum.FormatError
+	if errors.As(err, &fe) {
+		return &ChecksumFormatError{Input: fe.Input, Reason: fe.Reason, Err: fe.Err}
+	}
+	return err
+}
+
 // Checksum is an expected digest: an algorithm and its value. The zero
 // value means "no checksum": nothing is verified. Checksums are comparable
 // values; make them with [ParseChecksum] or [NewChecksum].
@@ -93,6 +101,12 @@ type Checksum struct {
 	alg Algorithm
 	sum string // lowercase hex
 }
+
+// fromSum converts a Sum of internal/checksum.
+func fromSum(s checksum.Sum) Checksum { return Checksum{alg: Algorithm(s.Alg), sum: s.Hex} }
+
+// core is c as internal/checksum knows it.
+func (c Checksum) core() checksum.Sum { return checksum.Sum{Alg: string(c.alg), Hex: c.sum} }
 
 // ParseOption changes how [ParseChecksum] reads a string.
 type ParseOption func(*parseConfig)
@@ -124,74 +138,20 @@ func ParseChecksum(s string, opts ...ParseOption) (Checksum, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	in := strings.TrimSpace(s)
-	bad := func(err error, format string, args ...any) (Checksum, error) {
-		return Checksum{}, &ChecksumFormatError{Input: s, Reason: fmt.Sprintf(format, args...), Err: err}
+	sum, err := checksum.Parse(s, cfg.inferByLength)
+	if err != nil {
+		return Checksum{}, formatError(err)
 	}
-	var name, value string
-	switch {
-	case in == "":
-		return Checksum{}, nil
-	case strings.HasPrefix(in, "{"):
-		end := strings.IndexByte(in, '}')
-		if end < 0 {
-			return bad(ErrChecksumForm, "no closing brace; write {SHA-256}HEX")
-		}
-		name, value = in[1:end], in[end+1:]
-	case strings.HasPrefix(strings.ToLower(in), "file:"):
-		return bad(ErrChecksumForm, "checksum files (file:URL) are not supported; give the checksum itself")
-	case strings.Contains(in, ":"):
-		name, value, _ = strings.Cut(in, ":")
-	default:
-		value = in
-		name = "MD5"
-		if cfg.inferByLength {
-			for _, a := range algorithms {
-				if len(value) == a.hexLen {
-					name = string(a.alg)
-				}
-			}
-		}
-	}
-	a, ok := lookup(name)
-	if !ok {
-		return bad(ErrChecksumAlgorithm, "unknown algorithm %q (want MD5, SHA-1, SHA-224, SHA-256, SHA-384 or SHA-512)", name)
-	}
-	value = strings.ToLower(value)
-	if value == "" || strings.Trim(value, "0123456789abcdef") != "" {
-		return bad(ErrChecksumHex, "%q is not a hexadecimal %s value", value, a.cloudstack)
-	}
-	if len(value) != a.hexLen {
-		hint := ""
-		if name == "MD5" && !strings.ContainsAny(in, "{:") {
-			hint = "; bare hex means MD5 (CloudStack's rule): prefix it, e.g. {SHA-256}HEX or sha256:HEX"
-			for _, b := range algorithms {
-				if b.hexLen == len(value) {
-					hint = fmt.Sprintf("; bare hex means MD5 (CloudStack's rule): for %s write {%s}%s…", b.cloudstack, b.cloudstack, value[:8])
-				}
-			}
-		}
-		return bad(ErrChecksumLength, "%s needs %d hex digits, got %d%s", a.cloudstack, a.hexLen, len(value), hint)
-	}
-	switch a.alg {
-	case SHA256, SHA384, SHA512:
-		if err := digest.Digest(string(a.alg) + ":" + value).Validate(); err != nil {
-			return bad(ErrChecksumHex, "%v", err)
-		}
-	}
-	return Checksum{alg: a.alg, sum: value}, nil
+	return fromSum(sum), nil
 }
 
 // NewChecksum returns the checksum sum (raw bytes) of algorithm a.
 func NewChecksum(a Algorithm, sum []byte) (Checksum, error) {
-	i, ok := lookup(string(a))
-	if !ok {
-		return Checksum{}, &ChecksumFormatError{Input: string(a), Reason: "unknown algorithm", Err: ErrChecksumAlgorithm}
+	c, err := checksum.New(string(a), sum)
+	if err != nil {
+		return Checksum{}, formatError(err)
 	}
-	if len(sum)*2 != i.hexLen {
-		return Checksum{}, &ChecksumFormatError{Input: hex.EncodeToString(sum), Reason: fmt.Sprintf("%s needs %d bytes, got %d", i.cloudstack, i.hexLen/2, len(sum)), Err: ErrChecksumLength}
-	}
-	return Checksum{alg: i.alg, sum: hex.EncodeToString(sum)}, nil
+	return fromSum(c), nil
 }
 
 // ChecksumFromURL takes go-getter's checksum query parameter out of u:
@@ -237,7 +197,7 @@ func (c Checksum) CloudStack() string {
 	if c.IsZero() {
 		return ""
 	}
-	return "{" + infoOf(c.alg).cloudstack + "}" + c.sum
+	return c.core().CloudStack()
 }
 
 // Digest returns c as a go-digest Digest, for sha256, sha384 and sha512
@@ -257,7 +217,7 @@ func (c Checksum) NewHash() hash.Hash {
 	if c.IsZero() {
 		return nil
 	}
-	return infoOf(c.alg).new()
+	return c.core().NewHash()
 }
 
 // Verify compares sum, a finished hash of c's algorithm, with c. It
@@ -267,8 +227,7 @@ func (c Checksum) Verify(sum []byte) error {
 	if c.IsZero() {
 		return nil
 	}
-	want, _ := hex.DecodeString(c.sum)
-	if subtle.ConstantTimeCompare(want, sum) == 1 {
+	if c.core().Match(sum) {
 		return nil
 	}
 	got, _ := NewChecksum(c.alg, sum)

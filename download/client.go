@@ -272,6 +272,15 @@ func (c *Client) Get(ctx context.Context, req Request) (*Result, error) {
 }
 
 // get runs j, or joins the same download already running.
+// Fetch is Get for callers that declare a small interface of their own
+// instead of importing this package, such as migrate.Fetcher: it downloads
+// url to path, verified against checksum (any form ParseChecksum reads),
+// with Get's guarantees, and reports only the error.
+func (c *Client) Fetch(ctx context.Context, url, path, checksum string) error {
+	_, err := c.Get(ctx, Request{URL: url, Path: path, Checksum: checksum})
+	return err
+}
+
 func (c *Client) get(ctx context.Context, j *job, start time.Time) (*Result, error) {
 	c.mu.Lock()
 	cl, ok := c.inflight[j.path]

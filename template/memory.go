@@ -189,6 +189,13 @@ func (m *Memory) GetByUUID(ctx context.Context, uuid string, opts ...GetOption) 
 	return mt.t.clone(), nil
 }
 
+// TemplateSource returns the URL and checksum of the active template with
+// uuid; found is false, with a nil error, for an unknown UUID or a removed
+// template. See [Getter].
+func (m *Memory) TemplateSource(ctx context.Context, uuid string) (url, checksum string, found bool, err error) {
+	return Source(ctx, m, uuid)
+}
+
 // listQuery is a checked ListOptions.
 type listQuery struct {
 	ListOptions

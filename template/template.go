@@ -295,6 +295,15 @@ type (
 	Getter interface {
 		Get(ctx context.Context, id ID, opts ...GetOption) (Template, error)
 		GetByUUID(ctx context.Context, uuid string, opts ...GetOption) (Template, error)
+		// TemplateSource returns where the active template with this
+		// UUID can be downloaded from and its registered checksum, both
+		// as registered. found is false, with a nil error, when no
+		// active template has the UUID: never registered, removed, or
+		// not a UUID at all (UUIDs are matched exactly, as stored).
+		// An error means the lookup itself failed (a cancelled context,
+		// a closed repository, a broken database). Implementations can
+		// use [Source].
+		TemplateSource(ctx context.Context, uuid string) (url, checksum string, found bool, err error)
 	}
 	// Lister pages through templates.
 	Lister interface {

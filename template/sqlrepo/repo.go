@@ -252,6 +252,13 @@ func (r *Repo) GetByUUID(ctx context.Context, uuid string, opts ...template.GetO
 	return r.getWhere(ctx, "t.uuid = ?", uuid, nf, template.ApplyGetOptions(opts))
 }
 
+// TemplateSource returns the URL and checksum of the active template with
+// uuid; found is false, with a nil error, for an unknown UUID or a removed
+// template. See [template.Getter].
+func (r *Repo) TemplateSource(ctx context.Context, uuid string) (url, checksum string, found bool, err error) {
+	return template.Source(ctx, r, uuid)
+}
+
 func (r *Repo) getWhere(ctx context.Context, where string, arg any, nf error, o template.GetOptions) (template.Template, error) {
 	var t template.Template
 	err := r.read(ctx, func(tx *sql.Tx) error {

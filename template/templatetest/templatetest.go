@@ -23,6 +23,12 @@
 //     method (Details, StoreRefs, Usages, CopyToZone, SetDetails,
 //     CreateStoreRef, DeleteFromZone, DeleteEverywhere, ...) reports
 //     ErrNotFound for it.
+//   - TemplateSource answers for active templates only: found, with the URL
+//     and checksum as registered, while any zone offers the template; found
+//     false and a nil error once the last zone went, for an unknown UUID, and
+//     for any string that is not exactly an active template's UUID (no case
+//     folding, no trimming). A lookup that fails (a cancelled context) is an
+//     error, never "not found".
 //   - Deletes: DeleteFromZone and DeleteEverywhere of a template in use
 //     return an *InUseError whose Volumes are the volumes in that zone (every
 //     zone for DeleteEverywhere, Zone 0), and change nothing. With Force they
@@ -100,6 +106,7 @@ func Run(t *testing.T, f Factory) {
 		tests []test
 	}{
 		{"Register", registerTests},
+		{"Source", sourceTests},
 		{"Details", detailTests},
 		{"Delete", deleteTests},
 		{"StoreRefs", storeRefTests},

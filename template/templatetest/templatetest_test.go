@@ -70,6 +70,42 @@ var mutants = map[string]mutant{
 	"ignore-in-use":    {"Delete/in-use", func(m *template.Memory) template.Repository { return ignoreInUse{m} }},
 	"no-version-check": {"StoreRefs/conflict", func(m *template.Memory) template.Repository { return noVersionCheck{m} }},
 	"next-on-full":     {"List/paging", func(m *template.Memory) template.Repository { return nextOnFull{m} }},
+	// A removed template offered for download.
+	"source-removed": {"Source/deleted", func(m *template.Memory) template.Repository { return sourceRemoved{m} }},
+	// "Not found" reported as a failed lookup.
+	"source-not-found-error": {"Source/unknown", func(m *template.Memory) template.Repository { return sourceNotFoundError{m} }},
+	// A failed lookup reported as "not found".
+	"source-swallow-errors": {"Source/cancelled-context", func(m *template.Memory) template.Repository { return sourceSwallowErrors{m} }},
+}
+
+type sourceRemoved struct{ *template.Memory }
+
+func (m sourceRemoved) TemplateSource(ctx context.Context, uuid string) (string, string, bool, error) {
+	t, err := m.GetByUUID(ctx, uuid, template.IncludeRemoved())
+	if err != nil {
+		return template.Source(ctx, m.Memory, uuid)
+	}
+	return t.URL, t.Checksum, true, nil
+}
+
+type sourceNotFoundError struct{ *template.Memory }
+
+func (m sourceNotFoundError) TemplateSource(ctx context.Context, uuid string) (string, string, bool, error) {
+	t, err := m.GetByUUID(ctx, uuid)
+	if err != nil {
+		return "", "", false, err
+	}
+	return t.URL, t.Checksum, true, nil
+}
+
+type sourceSwallowErrors struct{ *template.Memory }
+
+func (m sourceSwallowErrors) TemplateSource(ctx context.Context, uuid string) (string, string, bool, error) {
+	url, sum, found, err := m.Memory.TemplateSource(ctx, uuid)
+	if err != nil {
+		return "", "", false, nil
+	}
+	return url, sum, found, nil
 }
 
 type wipeDetails struct{ *template.Memory }
