@@ -1,0 +1,361 @@
+package migrate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/directdl/directdl/internal/checksum"
+	"github.com/directdl/directdl/qcow2"
+)
+
+// Prepared is what Prepare did on the destination.
+type Prepared struct {
+	// Created are the files Prepare created, in order: fetched bases, then
+	// disks. A failed Prepare removed them again.
+	Created []string `json:"created"`
+	// Kept are the files that were already there exactly as the plan needs
+	// them (an earlier Prepare of the same plan), and were left alone.
+	Kept []string `json:"kept,omitempty"`
+	// Fetched are the bases downloaded, a subset of Created.
+	Fetched  []string      `json:"fetched,omitempty"`
+	Duration time.Duration `json:"duration-ns"`
+}
+
+// ErrPrepare is wrapped by every *PrepareError.
+var ErrPrepare = errors.New("migrate: prepare failed")
+
+// PrepareError reports the step of Prepare that failed. By the time it is
+// returned, everything Prepare had created was removed again.
+type PrepareError struct {
+	Disk string // the disk's label, "" for a fetched base
+	Path string // the file the step was making
+	Step string // "check", "fetch", "verify", "create"
+	Err  error
+}
+
+func (e *PrepareError) Error() string {
+	s := "migrate: prepare"
+	if e.Disk != "" {
+		s += " disk " + e.Disk
+	}
+	return fmt.Sprintf("%s: %s %s: %v; everything prepare created was removed", s, e.Step, e.Path, e.Err)
+}
+
+// Unwrap returns ErrPrepare and the cause.
+func (e *PrepareError) Unwrap() []error { return []error{ErrPrepare, e.Err} }
+
+// Prepare creates on the destination what p calls for, and must run where
+// the destination's storage is (the destination host). First it fetches
+// every base in p.Fetches with fetcher (nil when there are none) and checks
+// the fetched file's format and virtual size against the source's base;
+// then it creates every disk: for Linked, a qcow2 overlay with the source's
+// backing name and format; for Full, an empty image with no backing; both
+// of exactly the source's virtual size.
+//
+// It refuses a plan whose preflight found errors (p.Err). It is
+// idempotent: a file already at its path exactly as the plan needs it (an
+// empty disk of the planned size and backing, a base with the template's
+// checksum) is kept, and anything else there stops Prepare before it
+// changes anything. Files appear atomically and never replace another
+// file. When a step fails, Prepare removes every file and directory it
+// created, so the destination is as it was, and returns a *PrepareError.
+func Prepare(ctx context.Context, p *Plan, fetcher Fetcher) (*Prepared, error) {
+	start := time.Now()
+	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	if len(p.Fetches) > 0 && fetcher == nil {
+		return nil, &PrepareError{Path: p.Fetches[0].Path, Step: "fetch", Err: errors.New("the plan fetches a template's base and no Fetcher was given")}
+	}
+	out := &Prepared{}
+	// Check everything before changing anything.
+	fetch := make([]bool, len(p.Fetches))
+	for i, f := range p.Fetches {
+		have, err := existingBase(ctx, f)
+		if err != nil {
+			return nil, &PrepareError{Path: f.Path, Step: "check", Err: err}
+		}
+		if have {
+			out.Kept = append(out.Kept, f.Path)
+		}
+		fetch[i] = !have
+	}
+	create := make([]bool, len(p.Disks))
+	for i, d := range p.Disks {
+		have, err := existingDisk(ctx, d)
+		if err != nil {
+			return nil, &PrepareError{Disk: d.Label, Path: d.Destination, Step: "check", Err: err}
+		}
+		if have {
+			out.Kept = append(out.Kept, d.Destination)
+		}
+		create[i] = !have
+	}
+
+	var dirs []string // directories created, for the rollback
+	fail := func(e *PrepareError) (*Prepared, error) {
+		for _, path := range slices.Backward(out.Created) {
+			os.Remove(path)
+		}
+		for _, dir := range slices.Backward(dirs) {
+			os.Remove(dir)
+		}
+		syncDir(p.Dir)
+		return nil, e
+	}
+	for i, f := range p.Fetches {
+		if !fetch[i] {
+			continue
+		}
+		made, err := mkdirs(p.Dir, filepath.Dir(f.Path))
+		dirs = append(dirs, made...)
+		if err != nil {
+			return fail(&PrepareError{Path: f.Path, Step: "fetch", Err: err})
+		}
+		if err := fetcher.Fetch(ctx, f.URL, f.Path, f.Checksum); err != nil {
+			// A Fetcher leaves nothing at path on failure; make sure.
+			if _, serr := os.Lstat(f.Path); serr == nil {
+				out.Created = append(out.Created, f.Path)
+			}
+			return fail(&PrepareError{Path: f.Path, Step: "fetch", Err: err})
+		}
+		out.Created = append(out.Created, f.Path)
+		out.Fetched = append(out.Fetched, f.Path)
+		if err := checkBase(f); err != nil {
+			return fail(&PrepareError{Path: f.Path, Step: "verify", Err: err})
+		}
+	}
+	for i, d := range p.Disks {
+		if !create[i] {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return fail(&PrepareError{Disk: d.Label, Path: d.Destination, Step: "create", Err: err})
+		}
+		made, err := mkdirs(p.Dir, filepath.Dir(d.Destination))
+		dirs = append(dirs, made...)
+		if err == nil {
+			err = createDisk(d)
+		}
+		if err != nil {
+			return fail(&PrepareError{Disk: d.Label, Path: d.Destination, Step: "create", Err: err})
+		}
+		out.Created = append(out.Created, d.Destination)
+	}
+	out.Duration = time.Since(start)
+	return out, nil
+}
+
+// createDisk makes the destination image of one disk, atomically and
+// without replacing a file that appeared meanwhile: it is written to a
+// temporary file beside the destination, synced, and hard-linked into
+// place (link fails when the name exists, where rename would replace).
+func createDisk(d DiskPlan) error {
+	dir := filepath.Dir(d.Destination)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(d.Destination)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	switch d.DestinationFormat {
+	case "qcow2":
+		o := qcow2.Options{Size: d.VirtualSize}
+		if d.Strategy == Linked {
+			o.BackingFile, o.BackingFormat, o.Unsafe = d.Backing, d.BackingFormat, true
+		}
+		_, err = qcow2.CreateAt(tmp, o)
+	case "raw":
+		err = tmp.Truncate(d.VirtualSize)
+	default:
+		err = fmt.Errorf("unknown destination format %q", d.DestinationFormat)
+	}
+	if err == nil {
+		err = tmp.Chmod(0o600)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), d.Destination); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%s appeared while it was being prepared; something else is writing there", d.Destination)
+		}
+		return err
+	}
+	return syncDir(dir)
+}
+
+// existingDisk reports whether the destination of d already holds exactly
+// the image Prepare makes for it: the planned format, virtual size and
+// backing, and no data. Any other file there is an error that says what
+// differs.
+func existingDisk(ctx context.Context, d DiskPlan) (bool, error) {
+	fi, err := os.Lstat(d.Destination)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	exists := func(format string, args ...any) (bool, error) {
+		return false, fmt.Errorf("destination %s already exists and "+format+"; Prepare will not overwrite it", append([]any{d.Destination}, args...)...)
+	}
+	if !fi.Mode().IsRegular() {
+		return exists("is not a regular file")
+	}
+	isQ, err := hasQcow2Magic(d.Destination)
+	if err != nil {
+		return false, err
+	}
+	switch d.DestinationFormat {
+	case "raw":
+		if isQ {
+			return exists("is a qcow2 image, not raw")
+		}
+		if fi.Size() != d.VirtualSize {
+			return exists("has %d bytes, not %d", fi.Size(), d.VirtualSize)
+		}
+		if allocated(fi) != 0 {
+			return exists("holds data")
+		}
+		return true, nil
+	case "qcow2":
+		if !isQ {
+			return exists("is not a qcow2 image")
+		}
+		img, err := qcow2.InspectFile(d.Destination)
+		if err != nil {
+			return exists("cannot be read as qcow2 (%v)", err)
+		}
+		if int64(img.Size) != d.VirtualSize {
+			return exists("has virtual size %d, not %d", img.Size, d.VirtualSize)
+		}
+		if img.BackingFile != d.Backing || img.BackingFormat != d.BackingFormat {
+			return exists("has backing %q (%q), not %q (%q)", img.BackingFile, img.BackingFormat, d.Backing, d.BackingFormat)
+		}
+		r, err := qcow2.CheckFile(ctx, d.Destination)
+		if err != nil {
+			return exists("cannot be checked (%v)", err)
+		}
+		if !r.Clean() || r.AllocatedClusters != 0 {
+			return exists("holds data (%d clusters)", r.AllocatedClusters)
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("unknown destination format %q", d.DestinationFormat)
+}
+
+// checkExisting is existingDisk for preflight, which runs without a
+// context of its own: a file that is not what Prepare would make is an
+// error.
+func checkExisting(d DiskPlan) error {
+	_, err := existingDisk(context.Background(), d)
+	return err
+}
+
+// existingBase reports whether a base to fetch is already at its path
+// with the template's checksum (an earlier Prepare); another file there is
+// an error.
+func existingBase(ctx context.Context, f Fetch) (bool, error) {
+	fi, err := os.Lstat(f.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !fi.Mode().IsRegular() {
+		return false, fmt.Errorf("%s exists and is not a regular file", f.Path)
+	}
+	want, err := checksum.Parse(f.Checksum, false)
+	if err != nil {
+		return false, fmt.Errorf("template %s's checksum: %w", f.Template, err)
+	}
+	got, err := hashFile(ctx, f.Path, want.Alg)
+	if err != nil {
+		return false, err
+	}
+	if !got.Equal(want) {
+		return false, fmt.Errorf("%s already exists with digest %s, not template %s's %s; Prepare will not overwrite it", f.Path, got, f.Template, want)
+	}
+	if err := checkBase(f); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// checkBase checks a fetched base against the source's: same format and
+// virtual size, so that the overlays Prepare makes on it show the guest
+// what the source shows.
+func checkBase(f Fetch) error {
+	switch f.Format {
+	case "qcow2":
+		img, err := qcow2.InspectFile(f.Path)
+		if err != nil {
+			return fmt.Errorf("the fetched base is not the qcow2 image the source's base is: %w", err)
+		}
+		if int64(img.Size) != f.VirtualSize {
+			return fmt.Errorf("the fetched base has virtual size %d, the source's %d", img.Size, f.VirtualSize)
+		}
+		if img.BackingFile != "" {
+			return fmt.Errorf("the fetched base names a backing file (%q); a template must not", img.BackingFile)
+		}
+	case "raw":
+		isQ, err := hasQcow2Magic(f.Path)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Stat(f.Path)
+		if err != nil {
+			return err
+		}
+		if isQ || fi.Size() != f.VirtualSize {
+			return fmt.Errorf("the fetched base is not the raw image of %d bytes the source's base is", f.VirtualSize)
+		}
+	}
+	return nil
+}
+
+// mkdirs creates dir and its missing parents below root, returning those
+// it created, outermost first.
+func mkdirs(root, dir string) ([]string, error) {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if !within(root, d) || d == filepath.Dir(d) {
+			return nil, fmt.Errorf("directory %s does not exist", d)
+		}
+		missing = append(missing, d)
+	}
+	var made []string
+	for _, d := range slices.Backward(missing) {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return made, err
+		}
+		made = append(made, d)
+	}
+	return made, nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
