@@ -22,7 +22,10 @@ const maxChain = 64
 // ends at a layer with no backing file, or at one named by a protocol
 // ("nbd:", "json:") that cannot be followed; stop says why it ended early
 // ("" when it reached a layer with no backing).
-func readChain(disk, path, format string) (chain []Layer, stop string, err error) {
+//
+// Backing layers are read once per plan: cache holds them by path and
+// format, since many disks share one base.
+func readChain(disk, path, format string, cache map[string]layerInfo) (chain []Layer, stop string, err error) {
 	seen := map[string]bool{}
 	name := ""
 	for depth := 0; ; depth++ {
@@ -33,10 +36,18 @@ func readChain(disk, path, format string) (chain []Layer, stop string, err error
 			return nil, "", specErr(disk, "backing chain of %s loops back to %s", chain[0].Path, path)
 		}
 		seen[path] = true
-		l, backing, backingFormat, err := readLayer(disk, path, format, depth == 0)
-		if err != nil {
-			return nil, "", err
+		key := format + "\x00" + path
+		li, ok := cache[key]
+		if !ok {
+			li.l, li.backing, li.backingFormat, err = readLayer(disk, path, format, depth == 0)
+			if err != nil {
+				return nil, "", err
+			}
+			if depth > 0 {
+				cache[key] = li
+			}
 		}
+		l, backing, backingFormat := li.l, li.backing, li.backingFormat
 		l.Name = name
 		chain = append(chain, l)
 		if backing == "" {
@@ -55,6 +66,12 @@ func readChain(disk, path, format string) (chain []Layer, stop string, err error
 		name, format = backing, backingFormat
 		path = qcow2.ResolveBacking(path, backing)
 	}
+}
+
+// layerInfo is what readLayer learnt of one image.
+type layerInfo struct {
+	l                      Layer
+	backing, backingFormat string
 }
 
 // readLayer reads one image of a chain. top says it is the disk itself,

@@ -35,7 +35,7 @@ func newHosts(t *testing.T) hosts {
 }
 
 // rawBase writes a raw image of size bytes of seeded random data.
-func rawBase(t *testing.T, path string, size int64, seed uint64) {
+func rawBase(t testing.TB, path string, size int64, seed uint64) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(seed, seed))
 	b := make([]byte, size)
@@ -48,7 +48,7 @@ func rawBase(t *testing.T, path string, size int64, seed uint64) {
 }
 
 // qcowImage creates a qcow2 image; with a backing name it is an overlay.
-func qcowImage(t *testing.T, path string, size int64, backing, backingFormat string) {
+func qcowImage(t testing.TB, path string, size int64, backing, backingFormat string) {
 	t.Helper()
 	o := qcow2.Options{Size: size, BackingFile: backing, BackingFormat: backingFormat, Unsafe: backing != ""}
 	if err := qcow2.Create(path, o); err != nil {
@@ -58,14 +58,14 @@ func qcowImage(t *testing.T, path string, size int64, backing, backingFormat str
 
 // qcowBase creates a qcow2 base whose bytes depend on cluster (so two
 // bases of one size can differ).
-func qcowBase(t *testing.T, path string, size int64, cluster int) {
+func qcowBase(t testing.TB, path string, size int64, cluster int) {
 	t.Helper()
 	if err := qcow2.Create(path, qcow2.Options{Size: size, ClusterSize: cluster}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func copyFile(t *testing.T, from, to string) {
+func copyFile(t testing.TB, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)
 	if err != nil {
@@ -76,7 +76,7 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
-func sha256File(t *testing.T, path string) string {
+func sha256File(t testing.TB, path string) string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {

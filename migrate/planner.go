@@ -48,7 +48,7 @@ func NewPlan(ctx context.Context, spec Spec, lookup TemplateLookup) (*Plan, erro
 	if err != nil {
 		return nil, err
 	}
-	pl := &planner{spec: &spec, lookup: lookup, ids: ids, fetches: map[string]int{}}
+	pl := &planner{spec: &spec, lookup: lookup, ids: ids, fetches: map[string]int{}, layers: map[string]layerInfo{}}
 	p := &Plan{VM: spec.VM, Dir: filepath.Clean(spec.Destination.Dir)}
 	for _, d := range spec.Disks {
 		dp, err := pl.disk(ctx, d)
@@ -118,10 +118,11 @@ type planner struct {
 	ids       *identities
 	fetches   map[string]int // destination path → index in fetchList
 	fetchList []Fetch
+	layers    map[string]layerInfo // backing layers read, by format and path
 }
 
 func (pl *planner) disk(ctx context.Context, d Disk) (DiskPlan, error) {
-	chain, stop, err := readChain(d.Label, filepath.Clean(d.Path), d.Format)
+	chain, stop, err := readChain(d.Label, filepath.Clean(d.Path), d.Format, pl.layers)
 	if err != nil {
 		return DiskPlan{}, err
 	}

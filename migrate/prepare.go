@@ -85,6 +85,23 @@ func Prepare(ctx context.Context, p *Plan, fetcher Fetcher) (*Prepared, error) {
 		}
 		fetch[i] = !have
 	}
+	// The bases linked disks rest on must be there as planned: the plan
+	// may come from an inventory that is out of date by now.
+	checked := map[string]bool{}
+	for _, d := range p.Disks {
+		if d.Strategy != Linked {
+			continue
+		}
+		for _, l := range d.Chain[1:] {
+			if d.Fetch == l.DestinationPath || checked[l.DestinationPath] {
+				continue
+			}
+			if err := checkLayer(ctx, l); err != nil {
+				return nil, &PrepareError{Disk: d.Label, Path: l.DestinationPath, Step: "check", Err: err}
+			}
+			checked[l.DestinationPath] = true
+		}
+	}
 	create := make([]bool, len(p.Disks))
 	for i, d := range p.Disks {
 		have, err := existingDisk(ctx, d)
@@ -322,6 +339,46 @@ func checkBase(f Fetch) error {
 		if isQ || fi.Size() != f.VirtualSize {
 			return fmt.Errorf("the fetched base is not the raw image of %d bytes the source's base is", f.VirtualSize)
 		}
+	}
+	return nil
+}
+
+// checkLayer checks that a backing layer a linked disk needs is on the
+// destination with the source layer's format, virtual size and, when the
+// plan recorded it, digest.
+func checkLayer(ctx context.Context, l Layer) error {
+	fi, err := os.Stat(l.DestinationPath)
+	if err != nil {
+		return fmt.Errorf("the base the plan links to is not there: %w; plan again", err)
+	}
+	isQ, err := hasQcow2Magic(l.DestinationPath)
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	if isQ {
+		img, err := qcow2.InspectFile(l.DestinationPath)
+		if err != nil {
+			return err
+		}
+		size = int64(img.Size)
+	}
+	if format := map[bool]string{true: "qcow2", false: "raw"}[isQ]; format != l.Format || size != l.VirtualSize {
+		return fmt.Errorf("the base is %s of %d bytes, the source's %s of %d: it is not the source's base; plan again", format, size, l.Format, l.VirtualSize)
+	}
+	if l.Digest == "" {
+		return nil
+	}
+	want, err := checksum.Parse(l.Digest, false)
+	if err != nil {
+		return err
+	}
+	got, err := hashFile(ctx, l.DestinationPath, want.Alg)
+	if err != nil {
+		return err
+	}
+	if !got.Equal(want) {
+		return fmt.Errorf("the base has digest %s, the source's %s: it is not the source's base; plan again", got, want)
 	}
 	return nil
 }

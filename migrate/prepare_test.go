@@ -304,3 +304,53 @@ func TestPrepareRollsBack(t *testing.T) {
 		}
 	})
 }
+
+// A plan made on the source from the destination's inventory links to a
+// base the inventory vouches for; Prepare, on the destination, checks the
+// base is really there before it creates an overlay on it.
+func TestPrepareChecksTheBaseItLinksTo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, h hosts)
+		want  string
+	}{
+		{"missing", func(t *testing.T, h hosts) {}, "not there"},
+		{"other size", func(t *testing.T, h hosts) { qcowBase(t, filepath.Join(h.dst, "tmpl.qcow2"), 2*baseSize, 0) }, "not the source's base"},
+		{"other content", func(t *testing.T, h hosts) {
+			qcowBase(t, filepath.Join(h.dst, "tmpl.qcow2"), baseSize, 1<<12)
+		}, "has digest"},
+		{"the same", func(t *testing.T, h hosts) {
+			copyFile(t, filepath.Join(h.src, "tmpl.qcow2"), filepath.Join(h.dst, "tmpl.qcow2"))
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHosts(t)
+			spec := linkedVM(t, h)
+			spec.Destination.Local = false
+			spec.Destination.FreeBytes = 1 << 30
+			spec.Destination.Files = []migrate.File{{Path: "tmpl.qcow2", Format: "qcow2", VirtualSize: baseSize, Digest: "sha256:" + sha256File(t, filepath.Join(h.src, "tmpl.qcow2"))}}
+			p := mustPlan(t, spec, nil)
+			wantStrategy(t, p, "vda", migrate.Linked)
+			tc.setup(t, h)
+			before := snapshot(t, h.dst)
+			_, err := migrate.Prepare(ctx, p, nil)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				qemuInfoAgrees(t, filepath.Join(h.dst, "vm-root.qcow2"), baseSize, "tmpl.qcow2")
+				return
+			}
+			var pe *migrate.PrepareError
+			if !errors.As(err, &pe) || pe.Step != "check" || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want a check error saying %q", err, tc.want)
+			}
+			if after := snapshot(t, h.dst); !reflect.DeepEqual(before, after) {
+				t.Errorf("destination changed:\n%v\n%v", before, after)
+			}
+		})
+	}
+}
