@@ -5,6 +5,7 @@ go 1.24.0
 require github.com/opencontainers/go-digest v1.0.0
 
 require (
+	github.com/digitalocean/go-qemu v0.0.0-20250212194115-ee9b0668d242
 	github.com/go-git/go-billy/v5 v5.6.0
 	github.com/jackc/pgx/v5 v5.8.0
 	github.com/pavlo-v-chernykh/keystore-go/v4 v4.5.0
@@ -17,6 +18,7 @@ require (
 )
 
 require (
+	github.com/digitalocean/go-libvirt v0.0.0-20220804181439-8648fbde413e // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
