@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/directdl/directdl/qcow2"
@@ -32,10 +33,10 @@ func readChain(disk, path, format string, cache map[string]layerInfo) (chain []L
 		if depth == maxChain {
 			return nil, "", specErr(disk, "backing chain of %s is deeper than %d images", chain[0].Path, maxChain)
 		}
-		if seen[path] {
+		if seen[filepath.Clean(path)] {
 			return nil, "", specErr(disk, "backing chain of %s loops back to %s", chain[0].Path, path)
 		}
-		seen[path] = true
+		seen[filepath.Clean(path)] = true
 		key := format + "\x00" + path
 		li, ok := cache[key]
 		if !ok {
@@ -62,6 +63,9 @@ func readChain(disk, path, format string, cache map[string]layerInfo) (chain []L
 		}
 		if isProtocol(backing) {
 			return append(chain, unread), fmt.Sprintf("%s names its backing file by protocol (%q), which cannot be followed or resolved on the destination", path, backing), nil
+		}
+		if backingFormat != "qcow2" && backingFormat != "raw" {
+			return append(chain, unread), fmt.Sprintf("%s has a %s backing file (%q), which this planner does not read", path, backingFormat, backing), nil
 		}
 		name, format = backing, backingFormat
 		path = qcow2.ResolveBacking(path, backing)

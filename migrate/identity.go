@@ -81,9 +81,11 @@ func newIdentities(spec *Spec) (*identities, error) {
 // destination reports what is known of the file at path on the
 // destination: from the inventory first, else, when the destination is
 // local, from the file itself.
+//
+// An inventory names files by clean paths; a local file is opened by the
+// path as given, so that the kernel resolves it as it will for QEMU.
 func (id *identities) destination(path string) (ident, error) {
-	path = filepath.Clean(path)
-	if f, ok := id.dest[path]; ok {
+	if f, ok := id.dest[filepath.Clean(path)]; ok {
 		s, _ := checksum.Parse(f.Digest, false)
 		return ident{present: true, format: f.Format, virtualSize: f.VirtualSize, recorded: s, local: id.local}, nil
 	}

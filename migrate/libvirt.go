@@ -78,7 +78,7 @@ func (p *Plan) DomainDisksXML() string {
 		fmt.Fprintf(&b, "<disk type='file' device='disk'>\n  <driver name='qemu' type='%s'/>\n  <source file='%s'/>\n", xmlAttr(d.DestinationFormat), xmlAttr(d.Destination))
 		indent := "  "
 		closing := 0
-		if d.Strategy == Linked {
+		if d.Strategy == Linked && len(d.Chain) > 1 {
 			for _, l := range d.Chain[1:] {
 				fmt.Fprintf(&b, "%s<backingStore type='file'>\n%s  <format type='%s'/>\n%s  <source file='%s'/>\n", indent, indent, xmlAttr(l.Format), indent, xmlAttr(l.DestinationPath))
 				indent += "  "

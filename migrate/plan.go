@@ -79,8 +79,8 @@ type DiskPlan struct {
 	Sync     string   `json:"sync"`
 	// Backing and BackingFormat are the destination disk's backing file
 	// name and format: the source's own, for Linked; empty for Full.
-	Backing       string `json:"backing,omitempty"`
-	BackingFormat string `json:"backing-format,omitempty"`
+	Backing       string `json:"backing"`
+	BackingFormat string `json:"backing-format"`
 	// Chain is the source's backing chain as read from the images, the
 	// disk itself first.
 	Chain []Layer `json:"chain"`
@@ -111,7 +111,8 @@ type Layer struct {
 	// format: the chain stops there and its size and content are unknown.
 	Unread bool `json:"unread,omitempty"`
 	// DestinationPath is where the layer's name resolves on the
-	// destination (backing layers only).
+	// destination, for the backing layers of a Linked disk: joined to the
+	// directory of the layer above as QEMU joins it, not cleaned.
 	DestinationPath string `json:"destination-path,omitempty"`
 }
 

@@ -2,13 +2,16 @@ package migrate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/directdl/directdl/internal/checksum"
 	"github.com/directdl/directdl/internal/netguard"
+	"github.com/directdl/directdl/qcow2"
 )
 
 // labelRE is what a disk label may be: it becomes a QEMU device id and a
@@ -41,6 +44,8 @@ var labelRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`)
 // Errors are *SpecErrors (wrapping ErrSpec) for a spec that cannot be
 // planned, or the lookup's or the context's errors.
 func NewPlan(ctx context.Context, spec Spec, lookup TemplateLookup) (*Plan, error) {
+	// The caller's Disks must not see the defaults validate fills in.
+	spec.Disks = slices.Clone(spec.Disks)
 	if err := spec.validate(); err != nil {
 		return nil, err
 	}
@@ -80,6 +85,9 @@ func (s *Spec) validate() error {
 	dir := s.Destination.Dir
 	if dir == "" || !filepath.IsAbs(dir) {
 		return specErr("", "destination dir %q: give the destination's storage directory as an absolute path", dir)
+	}
+	if s.Destination.FreeBytes < 0 {
+		return specErr("", "destination free-bytes %d: give the free bytes, or 0 when unknown", s.Destination.FreeBytes)
 	}
 	seen := map[string]bool{}
 	for i := range s.Disks {
@@ -139,6 +147,7 @@ func (pl *planner) disk(ctx context.Context, d Disk) (DiskPlan, error) {
 	full := func(reason string, args ...any) (DiskPlan, error) {
 		dp.Strategy, dp.Sync = Full, "full"
 		dp.Backing, dp.BackingFormat, dp.Fetch = "", "", ""
+		forgetDestination(chain)
 		dp.CopyBytes = fullCopyBytes(chain)
 		dp.Reason = fmt.Sprintf(reason, args...)
 		return dp, nil
@@ -157,7 +166,9 @@ func (pl *planner) disk(ctx context.Context, d Disk) (DiskPlan, error) {
 	// directory of the layer above it there, as QEMU resolves it.
 	above := d.Destination
 	for i := 1; i < len(chain); i++ {
-		chain[i].DestinationPath = filepath.Clean(resolveOn(above, chain[i].Name))
+		// Joined, not cleaned: QEMU hands the kernel "dir/../base", and a
+		// symlink in dir makes that another file than a lexical clean.
+		chain[i].DestinationPath = qcow2.ResolveBacking(above, chain[i].Name)
 		above = chain[i].DestinationPath
 	}
 	dp.Backing, dp.BackingFormat = chain[1].Name, chain[1].Format
@@ -217,12 +228,15 @@ func (pl *planner) fetchOrFull(ctx context.Context, d Disk, dp DiskPlan, full fu
 		return full("template %s has no URL or no checksum to fetch and verify its base with; the disk is copied whole into an image with no backing file", d.Template)
 	}
 	want, err := checksum.Parse(sum, false)
+	if err == nil && want.IsZero() {
+		err = errors.New("it is empty")
+	}
 	if err != nil {
 		return full("template %s has a checksum that cannot be read (%v); the disk is copied whole into an image with no backing file", d.Template, err)
 	}
 	got, ok, err := pl.ids.sourceDigest(ctx, base.Path, want.Alg)
 	if err != nil {
-		return DiskPlan{}, &SpecError{Disk: d.Label, Reason: "reading backing file " + base.Path, Err: err}
+		return DiskPlan{}, fmt.Errorf("migrate: disk %s: reading backing file %s: %w", d.Label, base.Path, err)
 	}
 	if !ok {
 		return full("template %s could be fetched, but the policy forbids reading the source's base %s to prove it is the template, and no digest is recorded for it; the disk is copied whole", d.Template, base.Path)
@@ -268,7 +282,7 @@ func (pl *planner) sameContent(ctx context.Context, l *Layer, v ident) (string, 
 	}
 	src, ok, err := pl.ids.sourceDigest(ctx, l.Path, alg)
 	if err != nil {
-		return "", &SpecError{Reason: "reading backing file " + l.Path, Err: err}
+		return "", fmt.Errorf("migrate: reading backing file %s: %w", l.Path, err)
 	}
 	if !ok {
 		return fmt.Sprintf("no %s digest of the source's %s is recorded and the policy forbids reading it, so nothing proves the destination's %s is the same", alg, l.Path, where), nil
@@ -305,6 +319,7 @@ func (pl *planner) decideMode(p *Plan) {
 			}
 			d.Strategy, d.Sync = Full, "full"
 			d.Backing, d.BackingFormat, d.Fetch = "", "", ""
+			forgetDestination(d.Chain)
 			d.CopyBytes = fullCopyBytes(d.Chain)
 			d.Reason = fmt.Sprintf("it could be linked (%s), but disk %s must be copied whole and the flag is per VM, so it is copied whole into an image with no backing file", d.Reason, strings.Join(forcing, ", "))
 		}
@@ -349,10 +364,10 @@ func describeChain(layers []Layer) string {
 	return fmt.Sprintf("backing chain of %d images", len(layers))
 }
 
-// resolveOn resolves a backing name as QEMU does for the image at path.
-func resolveOn(path, name string) string {
-	if filepath.IsAbs(name) {
-		return name
+// forgetDestination clears where backing layers would be on the
+// destination, for a disk copied whole, which needs none of them.
+func forgetDestination(chain []Layer) {
+	for i := range chain {
+		chain[i].DestinationPath = ""
 	}
-	return filepath.Join(filepath.Dir(path), name)
 }

@@ -410,3 +410,26 @@ func TestPlanJSON(t *testing.T) {
 		t.Errorf("spec changed through JSON: %v\n%+v\n%+v", err, spec2, spec)
 	}
 }
+
+func TestPlanOddInputs(t *testing.T) {
+	t.Parallel()
+	h := newHosts(t)
+	spec := linkedVM(t, h)
+	// A backing format the planner does not read: copied whole.
+	qcowImage(t, filepath.Join(h.src, "v.qcow2"), baseSize, "base.vmdk", "vmdk")
+	spec.Disks = append(spec.Disks, migrate.Disk{Label: "vdb", Path: filepath.Join(h.src, "v.qcow2")})
+	p := mustPlan(t, spec, nil)
+	wantStrategy(t, p, "vdb", migrate.Full, "vmdk backing file")
+	if p.Mode != migrate.Complete {
+		t.Errorf("mode %s", p.Mode)
+	}
+	// A template whose checksum is blank cannot vouch for a fetch.
+	spec.Disks = spec.Disks[:1]
+	wantStrategy(t, mustPlan(t, spec, migrate.Templates{{UUID: tmplUUID, URL: "http://127.0.0.1:1/t", Checksum: "  "}}), "vda", migrate.Full, "it is empty")
+	wantStrategy(t, mustPlan(t, spec, migrate.Templates{{UUID: tmplUUID, URL: "http://127.0.0.1:1/t", Checksum: "{SHA-256}"}}), "vda", migrate.Full, "cannot be read")
+	// Negative free space is a spec error.
+	spec.Destination.FreeBytes = -1
+	if _, err := migrate.NewPlan(context.Background(), spec, nil); !errors.Is(err, migrate.ErrSpec) {
+		t.Errorf("free-bytes -1: %v", err)
+	}
+}

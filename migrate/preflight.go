@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -233,7 +234,20 @@ func checkPaths(spec *Spec, p *Plan, add addFunc) {
 			}
 		}
 	}
-	if !spec.Destination.Local {
+	local := spec.Destination.Local
+	for _, d := range p.Disks {
+		if !inside(p.Dir, d.Destination, local) {
+			add(d.Label, "paths", Error, fmt.Sprintf("give a destination path in %s", p.Dir),
+				"destination %s is outside the destination directory %s", d.Destination, p.Dir)
+		}
+	}
+	for _, f := range p.Fetches {
+		if !inside(p.Dir, f.Path, local) {
+			add("", "paths", Error, fmt.Sprintf("keep the template's base in %s: rebase the source onto a backing name that resolves there, or copy the disk whole (policy no-fetch)", p.Dir),
+				"template %s's base would be fetched to %s, outside the destination directory %s", f.Template, f.Path, p.Dir)
+		}
+	}
+	if !local {
 		return
 	}
 	dirs := map[string]bool{}
@@ -272,14 +286,13 @@ func checkDisk(spec *Spec, p *Plan, d DiskPlan, add addFunc) {
 		if l.DestinationPath == "" || d.Strategy != Linked {
 			continue
 		}
-		if !within(p.Dir, l.DestinationPath) {
+		if !inside(p.Dir, l.DestinationPath, spec.Destination.Local) {
 			add(d.Label, "backing", Warning, fmt.Sprintf("keep bases in %s, or rebase the source onto an absolute name that is the same on both hosts", p.Dir),
 				"backing name %q resolves to %s on the destination, outside the destination directory", l.Name, l.DestinationPath)
 		}
-		if !filepath.IsAbs(l.Name) && l.DestinationPath != filepath.Clean(l.Path) {
-			add(d.Label, "backing", Warning, "check that the destination's base is where the relative name points",
-				"backing name %q is relative and the disk moves from %s to %s, so it resolves to %s there, not %s",
-				l.Name, filepath.Dir(d.Source), filepath.Dir(d.Destination), l.DestinationPath, filepath.Clean(l.Path))
+		if !spec.Destination.Local && slices.Contains(strings.Split(l.Name, "/"), "..") {
+			add(d.Label, "backing", Warning, "check on the destination that no directory on the way is a symbolic link, or rebase the source onto a name without \"..\"",
+				"backing name %q goes up with \"..\": a symbolic link on the destination would make QEMU open another file than %s", l.Name, filepath.Clean(l.DestinationPath))
 		}
 	}
 	if len(d.Chain) > 1 && d.Strategy == Full {
@@ -309,8 +322,53 @@ func inventoryHas(spec *Spec, path string) (File, bool) {
 	return File{}, false
 }
 
-// within reports whether path is dir or below it.
+// within reports whether path is dir or below it, lexically.
 func within(dir, path string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// inside reports whether path is in dir on the destination. With local,
+// it is decided on the real paths, symlinks resolved as the kernel will
+// resolve them when the file is opened; otherwise lexically, which is all
+// that can be known of another host.
+func inside(dir, path string, local bool) bool {
+	if !local {
+		return within(filepath.Clean(dir), filepath.Clean(path))
+	}
+	rdir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return false
+	}
+	rpath, err := realPath(path)
+	return err == nil && within(rdir, rpath)
+}
+
+// realPath resolves the symlinks of path as far as it exists, the kernel's
+// way (a ".." after a symlink leaves the link's target), and appends the
+// part that does not exist yet, which may hold no "..".
+func realPath(path string) (string, error) {
+	var rest []string
+	p := path
+	for {
+		r, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return filepath.Join(append([]string{r}, rest...)...), nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return "", err
+		}
+		i := strings.LastIndexByte(p, '/')
+		if i <= 0 {
+			return "", err
+		}
+		name := p[i+1:]
+		if name == ".." {
+			return "", fmt.Errorf("%s: a missing directory followed by \"..\"", path)
+		}
+		if name != "" && name != "." {
+			rest = append([]string{name}, rest...)
+		}
+		p = p[:i]
+	}
 }

@@ -62,11 +62,21 @@ func (e *PrepareError) Unwrap() []error { return []error{ErrPrepare, e.Err} }
 // empty disk of the planned size and backing, a base with the template's
 // checksum) is kept, and anything else there stops Prepare before it
 // changes anything. Files appear atomically and never replace another
-// file. When a step fails, Prepare removes every file and directory it
-// created, so the destination is as it was, and returns a *PrepareError.
+// file; a base is fetched into a private directory beside its path and
+// linked into place, so nothing a failed fetch leaves behind survives it.
+// Prepare checks the plan itself (it may have been read from JSON): every
+// path must resolve, symlinks followed, inside the destination directory.
+// When a step fails, Prepare removes every file and directory it created,
+// so the destination is as it was, and returns a *PrepareError.
 func Prepare(ctx context.Context, p *Plan, fetcher Fetcher) (*Prepared, error) {
 	start := time.Now()
 	if err := p.Err(); err != nil {
+		return nil, err
+	}
+	// Where each file really goes, symlinks resolved: a plan is JSON and
+	// may have been made elsewhere, so Prepare checks it itself.
+	real, err := checkPlan(p)
+	if err != nil {
 		return nil, err
 	}
 	if len(p.Fetches) > 0 && fetcher == nil {
@@ -114,38 +124,34 @@ func Prepare(ctx context.Context, p *Plan, fetcher Fetcher) (*Prepared, error) {
 		create[i] = !have
 	}
 
-	var dirs []string // directories created, for the rollback
+	var made []string // files and directories created, for the rollback
 	fail := func(e *PrepareError) (*Prepared, error) {
-		for _, path := range slices.Backward(out.Created) {
+		for _, path := range slices.Backward(made) {
 			os.Remove(path)
 		}
-		for _, dir := range slices.Backward(dirs) {
-			os.Remove(dir)
-		}
-		syncDir(p.Dir)
+		syncDir(real.dir)
 		return nil, e
 	}
 	for i, f := range p.Fetches {
 		if !fetch[i] {
 			continue
 		}
-		made, err := mkdirs(p.Dir, filepath.Dir(f.Path))
-		dirs = append(dirs, made...)
+		dirs, err := mkdirs(real.dir, filepath.Dir(real.fetches[i]))
+		made = append(made, dirs...)
 		if err != nil {
 			return fail(&PrepareError{Path: f.Path, Step: "fetch", Err: err})
 		}
-		if err := fetcher.Fetch(ctx, f.URL, f.Path, f.Checksum); err != nil {
-			// A Fetcher leaves nothing at path on failure; make sure.
-			if _, serr := os.Lstat(f.Path); serr == nil {
-				out.Created = append(out.Created, f.Path)
-			}
-			return fail(&PrepareError{Path: f.Path, Step: "fetch", Err: err})
+		kept, step, err := fetchBase(ctx, fetcher, f, real.fetches[i])
+		if err != nil {
+			return fail(&PrepareError{Path: f.Path, Step: step, Err: err})
 		}
+		if kept {
+			out.Kept = append(out.Kept, f.Path)
+			continue
+		}
+		made = append(made, real.fetches[i])
 		out.Created = append(out.Created, f.Path)
 		out.Fetched = append(out.Fetched, f.Path)
-		if err := checkBase(f); err != nil {
-			return fail(&PrepareError{Path: f.Path, Step: "verify", Err: err})
-		}
 	}
 	for i, d := range p.Disks {
 		if !create[i] {
@@ -154,27 +160,138 @@ func Prepare(ctx context.Context, p *Plan, fetcher Fetcher) (*Prepared, error) {
 		if err := ctx.Err(); err != nil {
 			return fail(&PrepareError{Disk: d.Label, Path: d.Destination, Step: "create", Err: err})
 		}
-		made, err := mkdirs(p.Dir, filepath.Dir(d.Destination))
-		dirs = append(dirs, made...)
+		dirs, err := mkdirs(real.dir, filepath.Dir(real.disks[i]))
+		made = append(made, dirs...)
 		if err == nil {
-			err = createDisk(d)
+			err = createDisk(d, real.disks[i])
 		}
 		if err != nil {
 			return fail(&PrepareError{Disk: d.Label, Path: d.Destination, Step: "create", Err: err})
 		}
+		made = append(made, real.disks[i])
 		out.Created = append(out.Created, d.Destination)
 	}
 	out.Duration = time.Since(start)
 	return out, nil
 }
 
+// realPaths are a plan's paths with their symlinks resolved.
+type realPaths struct {
+	dir            string
+	disks, fetches []string
+}
+
+// checkPlan refuses a plan Prepare cannot carry out safely, whatever made
+// it: paths outside the destination directory (symlinks resolved), a
+// linked disk without a backing chain, unknown formats or strategies.
+func checkPlan(p *Plan) (realPaths, error) {
+	bad := func(disk, path, format string, args ...any) (realPaths, error) {
+		return realPaths{}, &PrepareError{Disk: disk, Path: path, Step: "check", Err: fmt.Errorf("the plan is not usable: "+format, args...)}
+	}
+	var r realPaths
+	if !filepath.IsAbs(p.Dir) {
+		return bad("", p.Dir, "its destination directory is not an absolute path")
+	}
+	dir, err := filepath.EvalSymlinks(p.Dir)
+	if err != nil {
+		return bad("", p.Dir, "%v", err)
+	}
+	r.dir = dir
+	resolve := func(path string) (string, bool) {
+		if !filepath.IsAbs(path) {
+			return "", false
+		}
+		rp, err := realPath(path)
+		return rp, err == nil && within(dir, rp) && rp != dir
+	}
+	fetches := map[string]bool{}
+	for _, f := range p.Fetches {
+		rp, ok := resolve(f.Path)
+		if !ok {
+			return bad("", f.Path, "the base of template %s would go outside the destination directory %s", f.Template, p.Dir)
+		}
+		if f.URL == "" || f.Checksum == "" || (f.Format != "qcow2" && f.Format != "raw") || f.VirtualSize <= 0 {
+			return bad("", f.Path, "the fetch of template %s lacks its URL, checksum, format or size", f.Template)
+		}
+		r.fetches = append(r.fetches, rp)
+		fetches[f.Path] = true
+	}
+	seen := map[string]bool{}
+	for _, d := range p.Disks {
+		rp, ok := resolve(d.Destination)
+		switch {
+		case d.Label == "" || seen[d.Label]:
+			return bad(d.Label, d.Destination, "disk labels must be given and unique")
+		case !ok:
+			return bad(d.Label, d.Destination, "the disk would go outside the destination directory %s", p.Dir)
+		case d.DestinationFormat != "qcow2" && d.DestinationFormat != "raw":
+			return bad(d.Label, d.Destination, "destination format %q", d.DestinationFormat)
+		case d.VirtualSize <= 0:
+			return bad(d.Label, d.Destination, "virtual size %d", d.VirtualSize)
+		case d.Strategy == Full && d.Backing != "":
+			return bad(d.Label, d.Destination, "a full disk with a backing file")
+		case d.Strategy == Linked && (len(d.Chain) < 2 || d.Backing == "" || d.BackingFormat == "" || d.DestinationFormat != "qcow2"):
+			return bad(d.Label, d.Destination, "a linked disk needs a qcow2 destination, a backing name and format, and its backing chain")
+		case d.Strategy != Full && d.Strategy != Linked:
+			return bad(d.Label, d.Destination, "strategy %q", d.Strategy)
+		case d.Fetch != "" && !fetches[d.Fetch]:
+			return bad(d.Label, d.Destination, "it fetches %s, which the plan's fetches do not list", d.Fetch)
+		}
+		if d.Strategy == Linked {
+			for _, l := range d.Chain[1:] {
+				if l.DestinationPath == "" || l.Unread {
+					return bad(d.Label, d.Destination, "a backing layer has no destination path")
+				}
+			}
+		}
+		seen[d.Label] = true
+		r.disks = append(r.disks, rp)
+	}
+	return r, nil
+}
+
+// fetchBase downloads a base into a private directory beside its path,
+// checks it, and links it into place, so that whatever the Fetcher leaves
+// behind on failure (a partial download kept for a resume) goes with the
+// directory. kept reports a complete base that appeared at path meanwhile.
+func fetchBase(ctx context.Context, fetcher Fetcher, f Fetch, path string) (kept bool, step string, err error) {
+	tmpDir, err := os.MkdirTemp(filepath.Dir(path), ".migrate-fetch-*")
+	if err != nil {
+		return false, "fetch", err
+	}
+	defer os.RemoveAll(tmpDir)
+	tmp := filepath.Join(tmpDir, filepath.Base(path))
+	if err := fetcher.Fetch(ctx, f.URL, tmp, f.Checksum); err != nil {
+		return false, "fetch", err
+	}
+	if err := checkBase(f, tmp); err != nil {
+		return false, "verify", err
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		return false, "fetch", err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if !errors.Is(err, os.ErrExist) {
+			return false, "fetch", err
+		}
+		if ok, err := existingBase(ctx, Fetch{Template: f.Template, Checksum: f.Checksum, Format: f.Format, VirtualSize: f.VirtualSize, Path: path}); !ok {
+			if err == nil {
+				err = fmt.Errorf("%s appeared while the base was fetched", path)
+			}
+			return false, "fetch", err
+		}
+		return true, "", nil
+	}
+	return false, "", syncDir(filepath.Dir(path))
+}
+
 // createDisk makes the destination image of one disk, atomically and
 // without replacing a file that appeared meanwhile: it is written to a
 // temporary file beside the destination, synced, and hard-linked into
 // place (link fails when the name exists, where rename would replace).
-func createDisk(d DiskPlan) error {
-	dir := filepath.Dir(d.Destination)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(d.Destination)+".*.tmp")
+func createDisk(d DiskPlan, path string) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
@@ -203,7 +320,7 @@ func createDisk(d DiskPlan) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Link(tmp.Name(), d.Destination); err != nil {
+	if err := os.Link(tmp.Name(), path); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("%s appeared while it was being prepared; something else is writing there", d.Destination)
 		}
@@ -305,7 +422,7 @@ func existingBase(ctx context.Context, f Fetch) (bool, error) {
 	if !got.Equal(want) {
 		return false, fmt.Errorf("%s already exists with digest %s, not template %s's %s; Prepare will not overwrite it", f.Path, got, f.Template, want)
 	}
-	if err := checkBase(f); err != nil {
+	if err := checkBase(f, f.Path); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -314,10 +431,10 @@ func existingBase(ctx context.Context, f Fetch) (bool, error) {
 // checkBase checks a fetched base against the source's: same format and
 // virtual size, so that the overlays Prepare makes on it show the guest
 // what the source shows.
-func checkBase(f Fetch) error {
+func checkBase(f Fetch, path string) error {
 	switch f.Format {
 	case "qcow2":
-		img, err := qcow2.InspectFile(f.Path)
+		img, err := qcow2.InspectFile(path)
 		if err != nil {
 			return fmt.Errorf("the fetched base is not the qcow2 image the source's base is: %w", err)
 		}
@@ -328,11 +445,11 @@ func checkBase(f Fetch) error {
 			return fmt.Errorf("the fetched base names a backing file (%q); a template must not", img.BackingFile)
 		}
 	case "raw":
-		isQ, err := hasQcow2Magic(f.Path)
+		isQ, err := hasQcow2Magic(path)
 		if err != nil {
 			return err
 		}
-		fi, err := os.Stat(f.Path)
+		fi, err := os.Stat(path)
 		if err != nil {
 			return err
 		}
