@@ -922,3 +922,11 @@ func removeDirs(made []string) {
 		os.Remove(made[i])
 	}
 }
+
+// defaultDownloadFlags returns download's flags at their defaults, for
+// commands that fetch with a few of them (ddctl migrate prepare).
+func defaultDownloadFlags() downloadFlags {
+	var f downloadFlags
+	f.register(flag.NewFlagSet("defaults", flag.ContinueOnError))
+	return f
+}

@@ -32,6 +32,15 @@
 //	ddctl keystore import -keystore FILE -storepass P -alias A -file PEM [-force] [-json]
 //	ddctl keystore list -keystore FILE -storepass P [-alias A] [-json]
 //	ddctl keystore delete -keystore FILE -storepass P -alias A [-json]
+//	ddctl migrate plan -spec FILE [-db DSN] [-json]
+//	ddctl migrate prepare -spec FILE [-db DSN] [-json] [-allow-cidr CIDR]... [-ca-file PEM]...
+//	ddctl migrate run -spec FILE -source-qmp SOCKET -dest-qmp SOCKET -nbd ADDR -migrate-uri URI [-no-prepare] [-json]
+//
+// The migrate commands read a migrate.Spec in JSON from -spec FILE, plus
+// where templates are looked up: "templates", a list of {"uuid", "url",
+// "checksum", "removed"}, or "repository", a template database DSN (-db
+// wins). plan exits 1 when preflight finds errors (the plan is printed
+// all the same); a spec that cannot be planned is a usage error (exit 2).
 //
 // The template commands keep records in the database -db names: a SQLite
 // file path (created on first use, shareable by several processes) or a
@@ -91,6 +100,7 @@ var groups = map[string]map[string]command{
 	"template": templateCommands,
 	"certs":    certsCommands,
 	"keystore": keystoreCommands,
+	"migrate":  migrateCommands,
 }
 
 // singles are the commands without subcommands, such as download.
