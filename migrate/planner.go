@@ -14,9 +14,10 @@ import (
 	"github.com/directdl/directdl/qcow2"
 )
 
-// labelRE is what a disk label may be: it becomes a QEMU device id and a
-// virsh argument.
-var labelRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,63}$`)
+// labelRE is what a disk label may be: it becomes a QEMU device id, part
+// of QEMU node names (at most 31 bytes, with migrate/qemu's longest prefix
+// "migrate-nbd-") and a virsh argument.
+var labelRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,18}$`)
 
 // NewPlan decides, for every disk of spec, what the destination needs and
 // what is copied, and runs preflight on the result (Plan.Problems,
@@ -93,7 +94,7 @@ func (s *Spec) validate() error {
 	for i := range s.Disks {
 		d := &s.Disks[i]
 		if !labelRE.MatchString(d.Label) {
-			return specErr(d.Label, "label %q: give the disk's target name (vda, sdb, ...): a letter, then letters, digits, '.', '_' or '-'", d.Label)
+			return specErr(d.Label, "label %q: give the disk's target name (vda, sdb, ...): a letter, then letters, digits, '.', '_' or '-', 19 at most", d.Label)
 		}
 		if seen[d.Label] {
 			return specErr(d.Label, "label given to two disks; labels must be unique")

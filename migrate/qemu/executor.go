@@ -730,10 +730,12 @@ func (r *runner) resume(ctx context.Context) (bool, error) {
 		r.log.Info("source was paused; destination left paused", "status", st.Status)
 		return false, nil
 	}
-	r.dstResumed = true
 	if err := dst.Execute(ctx, "cont", nil, nil); err != nil {
 		return false, stepErr(StepResume, "", err)
 	}
+	// Only now does the VM run on the destination: a cont never sent or
+	// refused leaves it paused there, and the clean-up resumes the source.
+	r.dstResumed = true
 	if err := dst.Execute(ctx, "query-status", nil, &st); err != nil {
 		return false, stepErr(StepResume, "", err)
 	}

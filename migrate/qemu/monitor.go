@@ -62,6 +62,7 @@ type Monitor struct {
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every event
 	closed  bool
+	broken  bool          // a command was abandoned: replies can no longer be paired
 	done    chan struct{} // closed when the event goroutine ends
 }
 
@@ -160,19 +161,30 @@ type command struct {
 
 // Execute runs one QMP command with args (nil for none, or a value that
 // marshals to a JSON object) and decodes QEMU's return value into result
-// (nil to discard it). An error reply is a *QMPError. QEMU answers every
-// command this package uses at once (long work runs as jobs), so ctx is
-// checked before the command is sent, not while it runs.
+// (nil to discard it). An error reply is a *QMPError. QEMU answers most
+// commands at once (long work runs as jobs), but not all: blockdev-add of
+// an NBD client waits for the server. When ctx ends before the reply,
+// Execute returns ctx's error and the Monitor is unusable from then on
+// (its connection is closed; QEMU may still be blocked in the command).
 func (m *Monitor) Execute(ctx context.Context, cmd string, args, result any) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("qemu: %s: %s: %w", m.name, cmd, err)
+	}
+	m.mu.Lock()
+	unusable := m.closed || m.broken
+	m.mu.Unlock()
+	if unusable {
+		return fmt.Errorf("%w: %s: %s: the monitor is closed (an earlier command was abandoned when its context ended)", ErrMonitor, m.name, cmd)
 	}
 	b, err := json.Marshal(command{Execute: cmd, Arguments: args})
 	if err != nil {
 		return fmt.Errorf("qemu: %s: %s: marshal arguments: %w", m.name, cmd, err)
 	}
-	out, err := m.mon.Run(b)
+	out, err := m.run(ctx, b)
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w: %s: %s: %w", ErrMonitor, m.name, cmd, ctx.Err())
+		}
 		if _, ours := m.mon.(*socketMonitor); ours || transportError(err) {
 			return fmt.Errorf("%w: %s: %s: %w", ErrMonitor, m.name, cmd, err)
 		}
@@ -195,6 +207,37 @@ func (m *Monitor) Execute(ctx context.Context, cmd string, args, result any) err
 		return fmt.Errorf("%w: %s: %s: decode return value: %w", ErrMonitor, m.name, cmd, err)
 	}
 	return nil
+}
+
+// run sends one command and waits for its reply, or for ctx. QEMU does
+// not answer every command at once: blockdev-add of an NBD client
+// negotiates with the server inside the command, with no timeout, so a
+// peer that accepts the connection and says nothing holds the reply back
+// indefinitely. When ctx ends first the connection is closed, which ends
+// the wait (and makes the Monitor unusable: QEMU's reply, if it ever
+// comes, can no longer be paired with its command).
+func (m *Monitor) run(ctx context.Context, b []byte) ([]byte, error) {
+	type reply struct {
+		out []byte
+		err error
+	}
+	ch := make(chan reply, 1)
+	go func() {
+		out, err := m.mon.Run(b)
+		ch <- reply{out, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.out, r.err
+	case <-ctx.Done():
+		m.mu.Lock()
+		m.broken = true
+		m.mu.Unlock()
+		// The goroutine ends when Run returns, which closing the
+		// connection makes it do; its reply is dropped.
+		go m.mon.Disconnect()
+		return nil, ctx.Err()
+	}
 }
 
 // transportError reports whether err from go-qemu's Run is about the

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -135,9 +136,15 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	}
 }
 
+// maxLabel is the longest label: "migrate-nbd-" and 19 bytes make QEMU's
+// limit of 31 for a node name.
+const maxLabel = 19
+
 // labelOK reports whether s can be a QEMU id (qdev id or node name).
 func labelOK(s string) bool {
-	if s == "" || len(s) > 31 {
+	// QEMU node names are at most 31 bytes, and the longest this package
+	// makes from a label is "migrate-nbd-LABEL".
+	if s == "" || len(s) > maxLabel {
 		return false
 	}
 	for i, c := range s {
@@ -163,6 +170,10 @@ func (cfg Config) args() (args []string, socket string, err error) {
 		return nil, "", fmt.Errorf("%w: VM name %q: use a letter followed by letters, digits, '-', '.' or '_'", ErrConfig, name)
 	}
 	socket = filepath.Join(cfg.Dir, name+".qmp")
+	if strings.Contains(socket, ",") {
+		// -qmp takes the path inside a comma-separated option list.
+		return nil, "", fmt.Errorf("%w: QMP socket path %s holds a comma, which QEMU's -qmp option would split; use another Config.Dir", ErrConfig, socket)
+	}
 	if len(socket) > 107 {
 		return nil, "", fmt.Errorf("%w: QMP socket path %s is %d bytes, over the 107 a unix socket allows; use a shorter Config.Dir", ErrConfig, socket, len(socket))
 	}
@@ -188,7 +199,7 @@ func (cfg Config) args() (args []string, socket string, err error) {
 	seen := map[string]bool{}
 	for i, d := range cfg.Disks {
 		if !labelOK(d.Label) {
-			return nil, "", fmt.Errorf("%w: disk %d: label %q: use a letter followed by letters, digits, '-', '.' or '_' (at most 31)", ErrConfig, i, d.Label)
+			return nil, "", fmt.Errorf("%w: disk %d: label %q: use a letter followed by letters, digits, '-', '.' or '_' (at most %d)", ErrConfig, i, d.Label, maxLabel)
 		}
 		if seen[d.Label] {
 			return nil, "", fmt.Errorf("%w: disk %s: label used twice", ErrConfig, d.Label)
