@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 
 	"github.com/directdl/directdl/download"
+	"github.com/directdl/directdl/migrate"
 	"github.com/directdl/directdl/qcow2"
 	"github.com/directdl/directdl/template"
 	"github.com/directdl/directdl/template/sqlrepo"
@@ -161,7 +162,15 @@ func run(ctx context.Context, w io.Writer) error {
 	say("%s now backed by %s (%s)", filepath.Base(vm), img.BackingFile, img.BackingFormat)
 
 	// 7. The template's records, shared by the zones that offer it.
-	if err := records(ctx, step, say, filepath.Join(dir, "templates.sqlite"), sum); err != nil {
+	db := filepath.Join(dir, "templates.sqlite")
+	uuid, err := records(ctx, step, say, db, sum)
+	if err != nil {
+		return err
+	}
+
+	// 8. A VM cloned from the template, which is now deleted everywhere,
+	// live-migrates to a host that never had it (apache/cloudstack#10246).
+	if err := migration(ctx, step, say, dir, tmpl, db, uuid); err != nil {
 		return err
 	}
 
@@ -173,11 +182,12 @@ func run(ctx context.Context, w io.Writer) error {
 // copies it to a third, and deletes it zone by zone: its details survive
 // until the last zone goes (CloudStack 4.19 and 4.20 wiped them in every
 // zone, apache/cloudstack#10600).
-func records(ctx context.Context, step, say func(string, ...any), db, sum string) error {
+// It returns the template's UUID.
+func records(ctx context.Context, step, say func(string, ...any), db, sum string) (string, error) {
 	step("register the template in zones 1 and 2 with UEFI=secure, copy it to zone 3")
 	repo, err := sqlrepo.Open(ctx, db)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer repo.Close()
 	t, err := repo.Register(ctx, template.NewTemplate{
@@ -186,10 +196,10 @@ func records(ctx context.Context, step, say func(string, ...any), db, sum string
 		Details: map[string]string{"UEFI": "secure"},
 	}, 1, 2)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if err := repo.CopyToZone(ctx, t.ID, 3); err != nil {
-		return err
+		return "", err
 	}
 	show := func() error {
 		got, err := repo.Get(ctx, t.ID, template.IncludeRemoved())
@@ -204,16 +214,71 @@ func records(ctx context.Context, step, say func(string, ...any), db, sum string
 		return nil
 	}
 	if err := show(); err != nil {
-		return err
+		return "", err
 	}
 	for _, z := range []template.ZoneID{2, 1, 3} {
 		step("delete it from zone %d", z)
 		if _, err := repo.DeleteFromZone(ctx, t.ID, z, template.DeleteOptions{}); err != nil {
-			return err
+			return "", err
 		}
 		if err := show(); err != nil {
+			return "", err
+		}
+	}
+	return t.UUID, nil
+}
+
+// migration plans and prepares the live migration of a VM cloned from the
+// template, whose record is deleted everywhere by now, to a host that does
+// not hold the template: the disk is copied whole into an empty image of
+// the same size, which Prepare creates (CloudStack 4.20 created none and
+// libvirt failed, apache/cloudstack#10246).
+func migration(ctx context.Context, step, say func(string, ...any), dir, tmpl, db, uuid string) error {
+	step("plan the live migration of a VM cloned from the deleted template")
+	vm := filepath.Join(dir, "i-2-11-VM-root.qcow2")
+	if err := qcow2.Create(vm, qcow2.Options{BackingFile: filepath.Base(tmpl), BackingFormat: "qcow2"}); err != nil {
+		return err
+	}
+	pool := filepath.Join(dir, "kvm2-pool")
+	if err := os.Mkdir(pool, 0o755); err != nil {
+		return err
+	}
+	repo, err := sqlrepo.Open(ctx, db)
+	if err != nil {
+		return err
+	}
+	defer repo.Close()
+	plan, err := migrate.NewPlan(ctx, migrate.Spec{
+		VM:          "i-2-11-VM",
+		Disks:       []migrate.Disk{{Label: "vda", Path: vm, Template: uuid}},
+		Source:      migrate.Host{QEMU: "7.2.0", Libvirt: "9.0.0"},
+		Destination: migrate.Destination{Host: migrate.Host{QEMU: "7.2.0", Libvirt: "9.0.0"}, Dir: pool, Local: true, URI: "qemu+ssh://kvm2/system"},
+	}, repo)
+	if err != nil {
+		return err
+	}
+	if err := plan.Err(); err != nil {
+		return err
+	}
+	d := plan.Disks[0]
+	say("vda: %s: %s", d.Strategy, d.Reason)
+	say("libvirt flags %v: %s", plan.LibvirtFlags, plan.Virsh)
+
+	step("prepare the destination's disk")
+	done, err := migrate.Prepare(ctx, plan, nil)
+	if err != nil {
+		return err
+	}
+	for _, p := range done.Created {
+		in, err := qcow2.InfoFile(p)
+		if err != nil {
 			return err
 		}
+		backing := in.BackingFilename
+		if backing == "" {
+			backing = "none"
+		}
+		say("created %s: virtual size %d bytes, backing file %s", filepath.Base(p), in.VirtualSize, backing)
 	}
 	return nil
 }

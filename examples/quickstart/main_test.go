@@ -43,6 +43,10 @@ func TestQuickstart(t *testing.T) {
 		"template 1: active, zones [1 3], details map[UEFI:secure]",
 		"template 1: active, zones [3], details map[UEFI:secure]",
 		"template 1: removed, zones [], details map[]",
+		"vda: full: template ",
+		"was deleted (or is unknown) and the destination has no copy of its base",
+		"libvirt flags [VIR_MIGRATE_LIVE VIR_MIGRATE_NON_SHARED_DISK]: virsh migrate --live --copy-storage-all --migrate-disks vda",
+		"created i-2-11-VM-root.qcow2: virtual size 21474836480 bytes, backing file none",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q\n%s", want, got)
