@@ -59,10 +59,7 @@ func newIdentities(spec *Spec) (*identities, error) {
 		id.source[filepath.Clean(f.Path)] = s
 	}
 	for _, f := range spec.Destination.Files {
-		p := f.Path
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(spec.Destination.Dir, p)
-		}
+		p := inventoryPath(spec.Destination.Dir, f)
 		if f.Digest != "" {
 			if _, err := checksum.Parse(f.Digest, false); err != nil {
 				return nil, &SpecError{Reason: "destination file " + f.Path + ": bad digest", Err: err}
@@ -73,9 +70,18 @@ func newIdentities(spec *Spec) (*identities, error) {
 		default:
 			return nil, specErr("", "destination file %s: format %q; want qcow2 or raw", f.Path, f.Format)
 		}
-		id.dest[filepath.Clean(p)] = f
+		id.dest[p] = f
 	}
 	return id, nil
+}
+
+// inventoryPath is the clean absolute path of a destination inventory
+// file, whose Path may be relative to the destination directory.
+func inventoryPath(dir string, f File) string {
+	if filepath.IsAbs(f.Path) {
+		return filepath.Clean(f.Path)
+	}
+	return filepath.Join(dir, f.Path)
 }
 
 // destination reports what is known of the file at path on the

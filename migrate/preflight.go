@@ -106,7 +106,7 @@ func preflight(ctx context.Context, spec *Spec, p *Plan) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		checkDisk(spec, p, d, add)
+		checkDisk(ctx, spec, p, d, add)
 	}
 	return nil
 }
@@ -273,12 +273,12 @@ func checkPaths(spec *Spec, p *Plan, add addFunc) {
 // checkDisk checks one disk: its destination path is free (or already
 // holds exactly the image Prepare would make), and its backing names
 // resolve where the plan expects.
-func checkDisk(spec *Spec, p *Plan, d DiskPlan, add addFunc) {
+func checkDisk(ctx context.Context, spec *Spec, p *Plan, d DiskPlan, add addFunc) {
 	if spec.Destination.Local {
-		if err := checkExisting(d); err != nil {
+		if _, err := existingDisk(ctx, d); err != nil {
 			add(d.Label, "paths", Error, "remove it if it is left from an earlier attempt, or give the disk another destination path", "%v", err)
 		}
-	} else if _, ok := inventoryHas(spec, d.Destination); ok {
+	} else if inventoryHas(spec, d.Destination) {
 		add(d.Label, "paths", Error, "remove it if it is left from an earlier attempt, or give the disk another destination path",
 			"destination %s already exists on the destination host", d.Destination)
 	}
@@ -309,17 +309,13 @@ func checkDisk(spec *Spec, p *Plan, d DiskPlan, add addFunc) {
 	}
 }
 
-func inventoryHas(spec *Spec, path string) (File, bool) {
+func inventoryHas(spec *Spec, path string) bool {
 	for _, f := range spec.Destination.Files {
-		p := f.Path
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(spec.Destination.Dir, p)
-		}
-		if filepath.Clean(p) == path {
-			return f, true
+		if inventoryPath(spec.Destination.Dir, f) == path {
+			return true
 		}
 	}
-	return File{}, false
+	return false
 }
 
 // within reports whether path is dir or below it, lexically.

@@ -389,14 +389,6 @@ func existingDisk(ctx context.Context, d DiskPlan) (bool, error) {
 	return false, fmt.Errorf("unknown destination format %q", d.DestinationFormat)
 }
 
-// checkExisting is existingDisk for preflight, which runs without a
-// context of its own: a file that is not what Prepare would make is an
-// error.
-func checkExisting(d DiskPlan) error {
-	_, err := existingDisk(context.Background(), d)
-	return err
-}
-
 // existingBase reports whether a base to fetch is already at its path
 // with the template's checksum (an earlier Prepare); another file there is
 // an error.

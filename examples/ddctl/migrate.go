@@ -138,16 +138,8 @@ func migratePlan(ctx context.Context, e env, args []string) error {
 	} else {
 		printPlan(e, p)
 	}
-	return planErr(p)
-}
-
-// planErr is exit code 1 for a plan whose preflight failed, with the
-// problems already printed.
-func planErr(p *migrate.Plan) error {
-	if err := p.Err(); err != nil {
-		return err
-	}
-	return nil
+	// Exit code 1 for a plan whose preflight failed, its problems printed.
+	return p.Err()
 }
 
 // printPlan writes the plan for a person, on stderr.

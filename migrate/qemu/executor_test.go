@@ -41,10 +41,7 @@ func TestRunLinked(t *testing.T) {
 	if compare(t, "qcow2", tr.vm, "qcow2", dstVM) == 0 {
 		t.Fatal("source and destination are equal before the migration; the test would prove nothing")
 	}
-	p := pair{
-		src: startVM(t, "src", false, Disk{Label: "vda", Path: tr.vm}),
-		dst: startVM(t, "dst", true, Disk{Label: "vda", Path: dstVM}),
-	}
+	p := vdaPair(t, tr.vm, dstVM)
 	plan := &migrate.Plan{Mode: migrate.Incremental, Disks: []migrate.DiskPlan{
 		diskPlan("vda", tr.vm, "qcow2", dstVM, "qcow2", diskSize, true),
 	}}
@@ -99,10 +96,7 @@ func TestRunFull(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t)
 	dstVM := tr.fullDst(t, "64M")
-	p := pair{
-		src: startVM(t, "src", false, Disk{Label: "vda", Path: tr.vm}),
-		dst: startVM(t, "dst", true, Disk{Label: "vda", Path: dstVM}),
-	}
+	p := vdaPair(t, tr.vm, dstVM)
 	plan := &migrate.Plan{Mode: migrate.Complete, Disks: []migrate.DiskPlan{
 		diskPlan("vda", tr.vm, "qcow2", dstVM, "qcow2", diskSize, false),
 	}}
@@ -139,10 +133,7 @@ func TestRunGuestWrite(t *testing.T) {
 			t.Parallel()
 			tr := newTree(t)
 			dstVM := tr.linkedDst(t)
-			p := pair{
-				src: startVM(t, "src", false, Disk{Label: "vda", Path: tr.vm}),
-				dst: startVM(t, "dst", true, Disk{Label: "vda", Path: dstVM}),
-			}
+			p := vdaPair(t, tr.vm, dstVM)
 			plan := &migrate.Plan{Disks: []migrate.DiskPlan{
 				diskPlan("vda", tr.vm, "qcow2", dstVM, "qcow2", diskSize, true),
 			}}
@@ -289,10 +280,7 @@ func TestRunQMPError(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t)
 	dstVM := tr.linkedDst(t)
-	p := pair{
-		src: startVM(t, "src", false, Disk{Label: "vda", Path: tr.vm}),
-		dst: startVM(t, "dst", true, Disk{Label: "vda", Path: dstVM}),
-	}
+	p := vdaPair(t, tr.vm, dstVM)
 	plan := &migrate.Plan{Disks: []migrate.DiskPlan{
 		diskPlan("vda", tr.vm, "qcow2", dstVM, "qcow2", diskSize, true),
 	}}
@@ -336,10 +324,7 @@ func TestRunCancel(t *testing.T) {
 			t.Parallel()
 			tr := newTree(t)
 			dstVM := tr.fullDst(t, "64M")
-			p := pair{
-				src: startVM(t, "src", false, Disk{Label: "vda", Path: tr.vm}),
-				dst: startVM(t, "dst", true, Disk{Label: "vda", Path: dstVM}),
-			}
+			p := vdaPair(t, tr.vm, dstVM)
 			plan := &migrate.Plan{Disks: []migrate.DiskPlan{
 				diskPlan("vda", tr.vm, "qcow2", dstVM, "qcow2", diskSize, false),
 			}}
@@ -360,10 +345,7 @@ func TestRunDestinationDies(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t)
 	dstVM := tr.fullDst(t, "64M")
-	p := pair{
-		src: startVM(t, "src", false, Disk{Label: "vda", Path: tr.vm}),
-		dst: startVM(t, "dst", true, Disk{Label: "vda", Path: dstVM}),
-	}
+	p := vdaPair(t, tr.vm, dstVM)
 	plan := &migrate.Plan{Disks: []migrate.DiskPlan{
 		diskPlan("vda", tr.vm, "qcow2", dstVM, "qcow2", diskSize, false),
 	}}

@@ -221,6 +221,16 @@ type pair struct {
 	src, dst *Process
 }
 
+// vdaPair starts a source VM running src and a destination VM waiting for
+// a migration with dst, each as disk vda.
+func vdaPair(t testing.TB, src, dst string) pair {
+	t.Helper()
+	return pair{
+		src: startVM(t, "src", false, Disk{Label: "vda", Path: src}),
+		dst: startVM(t, "dst", true, Disk{Label: "vda", Path: dst}),
+	}
+}
+
 func (p pair) migration(t testing.TB, plan *migrate.Plan) Migration {
 	return Migration{
 		Plan:        plan,

@@ -124,10 +124,7 @@ func TestReview9RunLongLabelRefusedLate(t *testing.T) {
 	}
 	// And Run refuses a plan naming one in the check step, before it
 	// changes anything on either VM.
-	p := pair{
-		src: startVM(t, "src", false, Disk{Label: "vda", Path: tr.vm}),
-		dst: startVM(t, "dst", true, Disk{Label: "vda", Path: dstVM}),
-	}
+	p := vdaPair(t, tr.vm, dstVM)
 	plan := &migrate.Plan{Disks: []migrate.DiskPlan{
 		diskPlan(label, tr.vm, "qcow2", dstVM, "qcow2", diskSize, true),
 	}}
@@ -148,10 +145,7 @@ func TestReview9ResumeCancelLeavesVMRunningNowhere(t *testing.T) {
 	t.Parallel()
 	tr := newTree(t)
 	dstVM := tr.linkedDst(t)
-	p := pair{
-		src: startVM(t, "src", false, Disk{Label: "vda", Path: tr.vm}),
-		dst: startVM(t, "dst", true, Disk{Label: "vda", Path: dstVM}),
-	}
+	p := vdaPair(t, tr.vm, dstVM)
 	plan := &migrate.Plan{Disks: []migrate.DiskPlan{
 		diskPlan("vda", tr.vm, "qcow2", dstVM, "qcow2", diskSize, true),
 	}}
