@@ -127,6 +127,9 @@ type segment struct {
 	// to estimate how long its owner still needs.
 	reqFrom int64
 	reqAt   time.Time
+	// redo, when not nil, marks a bad piece fetched again: what is left
+	// of it must not go to a source that served the piece bad.
+	redo *redoPiece
 }
 
 func (c *Client) run(ctx context.Context, j *job) (*Result, error) {
@@ -1133,11 +1136,20 @@ func (t *transfer) takeSource(ctx context.Context, lead bool) (*mirror, func(), 
 	}
 }
 
-// giveBack returns the unfetched rest of seg to the ranges to claim.
+// giveBack returns the unfetched rest of seg to the ranges to claim. The
+// rest of a bad piece fetched again goes back to the bad pieces, so that
+// it still avoids the sources that served it bad: as an ordinary range,
+// the next connection to claim it could be on one of them.
 func (t *transfer) giveBack(seg *segment) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if seg.pos < seg.end {
+	switch {
+	case seg.pos >= seg.end:
+	case seg.redo != nil && t.pieces != nil:
+		r := *seg.redo
+		r.pos = seg.pos
+		t.pieces.redo = append(t.pieces.redo, r)
+	default:
 		t.pending = t.pending.add(seg.pos, seg.end)
 	}
 	seg.end = seg.pos // not in flight any more; claim prunes it
@@ -1218,6 +1230,7 @@ func (t *transfer) claim(m *mirror) *segment {
 	}
 	align := int64(64 << 10)
 	if t.pieces != nil {
+		// A bad piece fetched again is never split: it is one piece.
 		align = t.pieces.length
 	}
 	mid := (best.end - bestRest/2) / align * align

@@ -150,3 +150,52 @@ func TestSpansRemoveCovers(t *testing.T) {
 		t.Errorf("%v is not a valid set", s)
 	}
 }
+
+// TestRedoGivenBackStaysARedo: a bad piece fetched again from a second
+// source whose connection then fails must go back to the bad pieces, still
+// avoiding the source that served it bad. As an ordinary range (as it once
+// did), the next connection to claim it could be on that source, which
+// served it bad again (TestMetalinkThreeMirrors failed about one run in
+// ten so).
+func TestRedoGivenBackStaysARedo(t *testing.T) {
+	const piece = 1 << 20
+	tr := testTransfer(t, 4, 0, 1, 1, 1)
+	good, bad, dying := tr.mirrors[0], tr.mirrors[1], tr.mirrors[2]
+	tr.pieces = &pieceSet{length: piece, size: 4 * piece, state: make([]uint8, 4), attempts: make([]uint8, 4), from: map[int]uint64{}}
+	tr.done = tr.done.add(0, 4*piece)
+	tr.pieces.from[1] = 1 << bad.idx
+	tr.badPiece(1, piece, 2*piece)
+	if len(tr.pieces.redo) != 1 || bad.bad != 1 {
+		t.Fatalf("after a bad piece: redo %+v, source blamed %d times", tr.pieces.redo, bad.bad)
+	}
+	if seg := tr.claim(bad); seg != nil {
+		t.Fatalf("the source that served piece 1 bad was given %d-%d", seg.pos, seg.end)
+	}
+
+	// The dying source takes it, writes a quarter, and fails.
+	seg := tr.claim(dying)
+	if seg == nil || seg.pos != piece || seg.end != 2*piece {
+		t.Fatalf("dying source claimed %+v, want the bad piece", seg)
+	}
+	seg.pos += piece / 4
+	tr.done = tr.done.add(piece, seg.pos)
+	tr.failed(dying, errors.New("connection reset"), false)
+	tr.giveBack(seg)
+	if len(tr.pending) != 0 {
+		t.Fatalf("the rest of the bad piece became ordinary ranges %v", tr.pending)
+	}
+	if got := tr.claim(bad); got != nil {
+		t.Fatalf("after the give-back, the source that served it bad was given %d-%d", got.pos, got.end)
+	}
+	got := tr.claim(good)
+	if got == nil || got.pos != piece+piece/4 || got.end != 2*piece || got.redo == nil {
+		t.Fatalf("good source claimed %+v, want the rest of piece 1 (from %d), marked as a redo", got, piece+piece/4)
+	}
+
+	// Nor is it split off to the source that served it bad: splits are on
+	// piece boundaries.
+	got.reqFrom, got.reqAt = got.pos, time.Now().Add(-time.Hour) // an hour without a byte
+	if n := tr.claim(bad); n != nil {
+		t.Fatalf("a redo in flight was split off to the source that served it bad: %d-%d", n.pos, n.end)
+	}
+}

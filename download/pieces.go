@@ -76,6 +76,9 @@ type pieceSet struct {
 type redoPiece struct {
 	idx   int
 	avoid uint64
+	// pos is where the fetch starts: the piece's start, or where an
+	// earlier fetch of it stopped.
+	pos int64
 }
 
 // newPieceSet checks the Metalink piece hashes of a file of size bytes. It
@@ -248,7 +251,7 @@ func (t *transfer) badPiece(i int, a, b int64) {
 		return
 	}
 	p.refetched++
-	p.redo = append(p.redo, redoPiece{idx: i, avoid: from})
+	p.redo = append(p.redo, redoPiece{idx: i, avoid: from, pos: a})
 	if len(culprits) != 1 {
 		return // several wrote it: none can be blamed for sure
 	}
@@ -339,8 +342,8 @@ func (t *transfer) claimRedo(m *mirror) *segment {
 			continue
 		}
 		p.redo = append(p.redo[:k], p.redo[k+1:]...)
-		a, b := p.bounds(r.idx)
-		seg := &segment{pos: a, end: b}
+		_, b := p.bounds(r.idx)
+		seg := &segment{pos: r.pos, end: b, redo: &r}
 		t.segs = append(t.segs, seg)
 		return seg
 	}
