@@ -5,7 +5,8 @@
 // template they were cloned from is gone.
 //
 // This package holds no code; it documents the module. Each package below is
-// usable on its own.
+// usable on its own, and each documents its defaults, its errors and which
+// of its types are safe for concurrent use.
 //
 // # The direct-download problem
 //
@@ -24,46 +25,48 @@
 //
 // # Packages
 //
-// Available today:
-//
+//   - [github.com/directdl/directdl/download]: the download engine. A
+//     Client fetches one file over parallel ranged connections
+//     into a partial file beside the destination, verifies the checksum
+//     while the bytes arrive (CloudStack's {SHA-256}hex, go-digest's
+//     sha256:hex, bare MD5, go-getter's ?checksum=), resumes after a crash
+//     without fetching or hashing again what it had, and renames the file
+//     into place only when it is complete and verified. CloudStack's three
+//     timeouts, a URL policy checked on every resolved address, retries with
+//     backoff. Its sources: HTTP(S) with RFC 6249 mirrors, Metalink v3 and v4
+//     (package download/metalink) with per-piece repair, and nfs:// URLs
+//     through a pure-Go NFSv3 client (package download/nfs), no mount and no
+//     root. download/getter, a module of its own, runs go-getter (s3, gcs,
+//     git) into the same verification.
+//   - [github.com/directdl/directdl/certstore]: TLS trust for downloads.
+//     Probe follows every redirect hop and says which certificate is wrong
+//     and what to trust instead; Complete fetches a missing intermediate
+//     through AIA; a zone- and host-scoped certificate Registry syncs every
+//     host's trust store and records a host synced only after reading its
+//     store back (certstore/sqlregistry keeps it in SQLite or PostgreSQL);
+//     JKS, PKCS12 and PEM stores compatible with keytool.
+//   - [github.com/directdl/directdl/template]: zone-scoped template records
+//     in memory or, with template/sqlrepo, in SQLite or PostgreSQL; deleting
+//     a template from one zone never touches the other zones' details, and
+//     store refs follow a download state machine with optimistic updates.
+//     template/templatetest is the conformance suite every implementation
+//     passes.
 //   - [github.com/directdl/directdl/qcow2]: the QCOW2 image format in pure
-//     Go, standard library only: create images (including ones with a
-//     backing file) byte for byte identical to qemu-img's, inspect and
-//     validate a header from an io.ReaderAt with QEMU's own limits and
+//     Go, standard library only: create images byte for byte identical to
+//     qemu-img's, inspect and validate a header with QEMU's own limits
 //     without opening the backing file, give a safety verdict for a
-//     downloaded template, check refcounts and L1/L2 tables as qemu-img
-//     check does, and rebase an image in place (like qemu-img rebase -u).
-//   - examples/ddctl: the command-line tool built on the SDK; today its
-//     qcow2 subcommands (create, info, check, rebase, inspect).
-//   - examples/quickstart: a tour that runs on this machine only, with no
-//     network and no setup; today it covers qcow2.
-//
-// In progress or planned, following the same design:
-//
-//   - [github.com/directdl/directdl/download] (in progress): today the
-//     checksum value type (CloudStack's {SHA-256}hex, go-digest's
-//     sha256:hex, bare MD5, go-getter's ?checksum=); next, a parallel,
-//     resumable download engine that verifies the checksum while downloading and only renames a fully
-//     verified file into place, with CloudStack's three timeouts, a URL
-//     policy checked at dial time, and bounded, deduplicated concurrency.
-//     Its subpackages: download/metalink (planned), a Metalink v3 and v4
-//     parser with a mirror and piece model; download/nfs (planned), an NFS
-//     source through a pure-Go NFSv3 client, with no mount and no root; and
-//     download/getter (planned), an adapter for hashicorp/go-getter sources
-//     with safe settings.
-//   - certstore (planned): a redirect-aware TLS probe that tells which hop
-//     and which certificate is the problem, completion of missing
-//     intermediates, a zone and host trust registry with sync, JKS, PKCS12,
-//     PEM and x509.CertPool outputs, and expiry reports.
-//   - template (planned): a zone-scoped template model and Repository
-//     interface, in memory and on SQL (embedded SQLite by default, or
-//     PostgreSQL), where deleting a template from one zone leaves the other
-//     zones intact. Its subpackage template/templatetest (planned) is the
-//     conformance suite every Repository implementation runs.
-//   - migrate (planned): plans and prepares storage for KVM live migration
-//     with non-shared disks, including disks whose template was deleted, and
-//     drives QEMU to carry it out.
-//   - examples/agent (planned): a minimal custom KVM agent built on the SDK.
+//     downloaded template, check refcounts as qemu-img check does, and
+//     rebase an image in place (like qemu-img rebase -u).
+//   - [github.com/directdl/directdl/migrate]: plans KVM live migration with
+//     non-shared disks from the images' real backing chains (linked, fetch
+//     the template first, or full when the template was deleted), runs a
+//     preflight of both hosts and prepares the destination's disks with
+//     rollback; migrate/qemu carries the migration out over QMP.
+//   - examples/ddctl: the command-line tool built on these packages
+//     (download, probe, certs, keystore, template, qcow2 and migrate
+//     commands).
+//   - examples/quickstart: a tour of all of them that runs on this machine
+//     only, with no network and no setup.
 //
 // Helpers that several packages share live under internal/, each package
 // with a specific name; they are not part of the API.
@@ -88,7 +91,8 @@
 //
 // # Where to start
 //
-// Run `go run ./examples/quickstart` for a tour, then read the qcow2 package
-// documentation; examples/ddctl is the tool for operators and shows how each
-// call is made.
+// Run `go run ./examples/quickstart` for a tour, then read the documentation
+// of the package for the part of the path you need, starting with its
+// Example functions; examples/ddctl is the tool for operators and shows how
+// each call is made.
 package directdl

@@ -97,6 +97,18 @@
 // default to 30 and 7 days; Registry.ExpiryReport does so for every
 // registered certificate, most urgent first.
 //
+// # Errors
+//
+// Errors wrap a sentinel for errors.Is and name the certificate, alias,
+// host, file or URL concerned: ErrInvalidCertificate, ErrInvalidAlias,
+// ErrDuplicateAlias (the message names the certificate holding the alias),
+// ErrNotFound, ErrExpired and ErrNotYetValid from the Registry;
+// ErrWrongPassword (JKS and PKCS12 cannot tell it from a damaged file),
+// ErrUnsupportedFormat, ErrInvalidStore and ErrNeedsKeytool from the
+// stores; ErrInvalidOptions, ErrNoSystemRoots, ErrIncompleteChain and
+// ErrAIA (an *AIAError naming the URL) from Probe and Complete. A Probe of
+// a server with a bad chain is not an error: the Report says what is wrong.
+//
 // # Concurrency
 //
 // Probe, Complete and the conversion functions are safe to call

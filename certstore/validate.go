@@ -19,6 +19,7 @@ type Warning struct {
 	Message string   `json:"message"`
 }
 
+// String returns the warning's message.
 func (w Warning) String() string { return w.Message }
 
 // Warning codes.

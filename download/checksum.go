@@ -78,10 +78,13 @@ type ChecksumFormatError struct {
 	Err    error  // the sentinel
 }
 
+// Error names the input, what is wrong with it and how to write it.
 func (e *ChecksumFormatError) Error() string {
 	return fmt.Sprintf("download: checksum %q: %s", e.Input, e.Reason)
 }
 
+// Unwrap returns Err: ErrChecksumAlgorithm, ErrChecksumLength,
+// ErrChecksumHex or ErrChecksumForm.
 func (e *ChecksumFormatError) Unwrap() error { return e.Err }
 
 // formatError gives err, from internal/checksum, this package's error type
@@ -247,6 +250,8 @@ type ChecksumError struct {
 	Got  Checksum
 }
 
+// Error names the source and both digests, and says not to retry the
+// source elsewhere.
 func (e *ChecksumError) Error() string {
 	src := ""
 	if e.URL != "" {
@@ -255,6 +260,7 @@ func (e *ChecksumError) Error() string {
 	return fmt.Sprintf("download: checksum mismatch%s: want %s, got %s; the source's content is wrong: do not retry it on another host", src, e.Want, e.Got)
 }
 
+// Unwrap returns ErrChecksumMismatch.
 func (e *ChecksumError) Unwrap() error { return ErrChecksumMismatch }
 
 // RetryElsewhere reports whether trying the same source from another host

@@ -17,9 +17,15 @@
 //	})
 //
 // With no options a Client uses 8 connections per download and at most 16
-// per host, CloudStack's three timeouts of 5 seconds, 5 retries, the system
-// roots, and a URL policy that refuses loopback, link-local and cloud
-// metadata addresses. Each Option documents its default.
+// per host, CloudStack's three timeouts of 5 seconds, 5 retries with
+// backoff from 500ms to 30s, at most 10 redirects, the system roots, no
+// logging and no progress events, and a URL policy that refuses loopback,
+// link-local and cloud metadata addresses. Each Option documents its
+// default.
+//
+// A Get for a destination that a Get of the same Client is already
+// downloading from the same URL waits for it and shares its result; one
+// with another URL or checksum fails with [ErrBusy].
 //
 // # How a download runs
 //
@@ -89,9 +95,11 @@
 // state at the cursor. It is rewritten after every 256 KiB a connection
 // writes (at most every 20 ms), and every 5 seconds after an fsync of the
 // data, as a durable copy that a restart after a reboot trusts instead. A
-// later Get to the same destination (in this process or another; a lock
-// keeps two at once apart) asks only for the missing ranges, with If-Range,
-// and does not hash the prefix again. A changed remote file starts the
+// later Get to the same destination (in this process or another) asks
+// only for the missing ranges, with If-Range, and does not hash the prefix
+// again. Two processes cannot write one destination at once: the part file
+// is locked with flock on Linux (elsewhere only the downloads of one
+// Client are kept apart), and the second gets [ErrBusy]. A changed remote file starts the
 // download from zero. A process killed at any instant leaves either no file
 // at the destination or the complete, verified one. [RemovePartial] clears
 // what an abandoned download left.

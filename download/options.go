@@ -303,8 +303,11 @@ func WithTransport(rt http.RoundTripper) Option {
 
 // WithProgress makes every download send Progress events to sink, at most
 // every interval (zero: DefaultProgressInterval, 500ms), and a last one with
-// Done set. sink is called from the download's goroutines, one call at a
-// time per download, and must return quickly.
+// Final set (and Err, when the download failed). sink is called from the
+// download's goroutines, one call at a time per download but concurrently
+// for downloads that run at once (Batch, or Gets from several goroutines),
+// so it must be safe for concurrent use; it must return quickly. Default:
+// no events.
 func WithProgress(sink func(Progress), interval time.Duration) Option {
 	return func(c *config) error {
 		if sink == nil {

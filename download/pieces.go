@@ -36,6 +36,8 @@ type PieceError struct {
 	Sources  []string
 }
 
+// Error names the piece, its byte range, the hash type, how often it was
+// fetched and the sources that served it.
 func (e *PieceError) Error() string {
 	return fmt.Sprintf("download: piece %d (bytes %d-%d) failed its %s hash %d times, served by %s",
 		e.Index, e.Offset, e.Offset+e.Length-1, e.Type, e.Attempts, strings.Join(e.Sources, ", "))

@@ -152,6 +152,7 @@ type HTTPError struct {
 	URL    string
 }
 
+// Error names the redacted URL and the status.
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("download: %s: server answered %d %s", e.URL, e.Status, statusText(e.Status))
 }
@@ -167,6 +168,7 @@ type SpaceError struct {
 	Need, Avail int64
 }
 
+// Error names the directory and both sizes.
 func (e *SpaceError) Error() string {
 	return fmt.Sprintf("download: not enough free space in %s: need %d bytes, %d available", e.Dir, e.Need, e.Avail)
 }

@@ -65,6 +65,15 @@
 // kept, anything else stops Prepare before it changes anything; a failed
 // step removes everything Prepare created.
 //
+// # Errors
+//
+// A Spec that cannot be planned is a *SpecError (ErrSpec) naming the disk
+// and the reason; a plan whose preflight found errors gives a
+// *PreflightError (ErrPreflight) from Plan.Err, listing each problem with
+// its fix; a Prepare that failed is a *PrepareError (ErrPrepare) naming the
+// disk, the step and the path, after everything it created was removed.
+// Match them with errors.Is or errors.As.
+//
 // # Dependencies
 //
 // The package imports qcow2 but neither template nor download: it declares

@@ -35,6 +35,8 @@ type Problem struct {
 	Fix string `json:"fix"`
 }
 
+// String is "SEVERITY: disk LABEL: MESSAGE; FIX", without the disk part
+// for a problem of the whole plan.
 func (p Problem) String() string {
 	s := string(p.Severity) + ": "
 	if p.Disk != "" {
@@ -53,6 +55,7 @@ type PreflightError struct {
 	Problems []Problem // Error severity only
 }
 
+// Error lists the problems of Error severity with their fixes.
 func (e *PreflightError) Error() string {
 	var b strings.Builder
 	b.WriteString("migrate: preflight failed")
@@ -73,6 +76,7 @@ func (e *PreflightError) Error() string {
 	return b.String()
 }
 
+// Unwrap returns ErrPreflight.
 func (e *PreflightError) Unwrap() error { return ErrPreflight }
 
 // Err returns a *PreflightError when preflight found problems of Error

@@ -38,6 +38,8 @@ type PrepareError struct {
 	Err  error
 }
 
+// Error names the disk, the step, the path and the cause, and says that
+// what Prepare created was removed.
 func (e *PrepareError) Error() string {
 	s := "migrate: prepare"
 	if e.Disk != "" {

@@ -171,6 +171,7 @@ type SpecError struct {
 	Err    error // the underlying error, if any
 }
 
+// Error names the disk, when the problem is one disk's, and the reason.
 func (e *SpecError) Error() string {
 	s := "migrate: "
 	if e.Disk != "" {

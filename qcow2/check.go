@@ -142,10 +142,12 @@ type CheckFailedError struct {
 	Err error
 }
 
+// Error gives Errno, in lowercase, and Detail.
 func (e *CheckFailedError) Error() string {
 	return "qcow2: check failed: " + strings.ToLower(e.Errno) + ": " + e.Detail
 }
 
+// Unwrap returns Err, which may be nil.
 func (e *CheckFailedError) Unwrap() error { return e.Err }
 
 // Constants of block/qcow2.h and block/qcow2-bitmap.c not in header.go.

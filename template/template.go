@@ -384,6 +384,7 @@ type InUseError struct {
 	Volumes  []string
 }
 
+// Error names the template, the zone and the volumes in the way.
 func (e *InUseError) Error() string {
 	where := "any zone"
 	if e.Zone != 0 {
@@ -392,6 +393,7 @@ func (e *InUseError) Error() string {
 	return fmt.Sprintf("template: template %d is used in %s by %d volume(s): %s; delete them first or force", e.Template, where, len(e.Volumes), strings.Join(e.Volumes, ", "))
 }
 
+// Unwrap returns ErrInUse.
 func (e *InUseError) Unwrap() error { return ErrInUse }
 
 // TransitionError is a store ref update whose state change the state
@@ -402,11 +404,14 @@ type TransitionError struct {
 	From, To DownloadState
 }
 
+// Error names the store, the template, both states and the states
+// allowed from From.
 func (e *TransitionError) Error() string {
 	return fmt.Sprintf("template: store %d of template %d cannot go from %s to %s (allowed: %s)",
 		e.Store, e.Template, e.From, e.To, strings.Join(stateNames(Next(e.From)), ", "))
 }
 
+// Unwrap returns ErrTransition.
 func (e *TransitionError) Unwrap() error { return ErrTransition }
 
 // ConflictError is an update based on a version that is no longer current.
@@ -416,9 +421,11 @@ type ConflictError struct {
 	Have, Current int64
 }
 
+// Error names the store, the template and both versions.
 func (e *ConflictError) Error() string {
 	return fmt.Sprintf("template: store %d of template %d was updated meanwhile (version %d, now %d); read it again",
 		e.Store, e.Template, e.Have, e.Current)
 }
 
+// Unwrap returns ErrConflict.
 func (e *ConflictError) Unwrap() error { return ErrConflict }

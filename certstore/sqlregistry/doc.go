@@ -7,8 +7,14 @@
 //	...
 //	reg, err := certstore.NewRegistry(db, hosts)
 //
-// SQLite is embedded (modernc.org/sqlite, pure Go, no cgo); see
-// internal/sqlstore for its settings (WAL, busy timeout, synchronous=FULL).
+// SQLite is embedded (modernc.org/sqlite, pure Go, no cgo). Every SQLite
+// connection runs in WAL mode (readers never block the writer, also across
+// processes), with synchronous=FULL (a call that returned survives a power
+// cut), foreign keys on, and a busy timeout of 10 s for a file another
+// process holds locked; the file is created on first use, with its -wal and
+// -shm companions beside it while open, and its directory must exist.
+// PostgreSQL is reached with pgx (github.com/jackc/pgx/v5). The pool holds
+// at most 8 connections to SQLite and 16 to PostgreSQL.
 // Open creates the tables, or migrates them to SchemaVersion, recording the
 // version in schema_migrations under the component "certstore"; a database
 // migrated by a newer version of this package is refused with
@@ -70,7 +76,8 @@
 // deadlocks). Reads see one snapshot. On SQLite, write transactions start
 // with BEGIN IMMEDIATE and so run one at a time across processes. A
 // context cancelled before a call makes it fail with the context's error
-// and change nothing.
+// and change nothing. A DB is safe for concurrent use by multiple
+// goroutines; Close it when done (the Registry using it does not).
 //
 // # Conformance
 //

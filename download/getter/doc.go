@@ -117,4 +117,15 @@
 //
 // No go-getter getter resumes: an interrupted fetch starts again from the
 // beginning.
+//
+// # Errors and concurrency
+//
+// A source this package refuses before fetching gives an error matching
+// ErrScheme (a scheme not enabled) or ErrSource (a source it cannot fetch
+// as asked), both also matching download.ErrRequest; an address the policy
+// refuses matches download.ErrDenied. After that the engine's errors apply
+// unchanged: a *download.ChecksumError for wrong content, a
+// *download.HTTPError for an http or https answer, and so on. A Getter is
+// safe for concurrent use by multiple goroutines; share one, as its Client
+// is shared.
 package getter

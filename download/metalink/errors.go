@@ -53,6 +53,8 @@ type Error struct {
 	Err error
 }
 
+// Error names the line (while parsing), the file, the field and the
+// problem; URLs in it are redacted.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("metalink: ")

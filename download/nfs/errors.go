@@ -40,6 +40,7 @@ type URLError struct {
 	Reason string
 }
 
+// Error names the redacted URL and what is wrong with it.
 func (e *URLError) Error() string {
 	return fmt.Sprintf("nfs: bad URL %q: %s", netguard.RedactString(e.URL), e.Reason)
 }
@@ -121,6 +122,7 @@ type Error struct {
 	Err    error
 }
 
+// Error names the operation, path, server and status or cause.
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "nfs: %s %s on %s", e.Op, e.Path, e.Server)

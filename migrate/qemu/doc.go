@@ -15,6 +15,13 @@
 // Run takes a Migration (the plan, both monitors, two addresses) and goes
 // through these steps; a failure is a *StepError naming the step and disk.
 //
+// Through errors.Is, a *StepError matches the sentinel of what went wrong,
+// when there is one: ErrDisk (a disk differs from the plan), ErrState (a VM in the
+// wrong run state), ErrJob (a mirror job failed), ErrMigration (the
+// migration failed), ErrQMP (a *QMPError: QEMU refused a command) or
+// ErrMonitor (the QMP connection failed); or the context's error when ctx
+// ended.
+//
 //  1. check: each planned disk is found on both VMs by its device id (the
 //     plan's Label, "vda"), and its virtual size on both sides must equal
 //     the plan's, and the destination's format the plan's

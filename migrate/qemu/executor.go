@@ -45,6 +45,7 @@ type StepError struct {
 	Err  error
 }
 
+// Error names the step, the disk and the cause.
 func (e *StepError) Error() string {
 	s := "qemu: migrate: step " + e.Step
 	if e.Disk != "" {

@@ -34,6 +34,7 @@ type QMPError struct {
 	Desc string
 }
 
+// Error names the command, QEMU's description and its error class.
 func (e *QMPError) Error() string {
 	s := "qemu: " + e.Command + ": " + e.Desc
 	if e.Class != "" {

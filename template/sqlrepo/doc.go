@@ -5,11 +5,31 @@
 //	repo, err := sqlrepo.Open(ctx, "/var/lib/directdl/templates.sqlite")
 //	repo, err := sqlrepo.Open(ctx, "postgres://directdl@db.example.com/directdl")
 //
-// SQLite is embedded (modernc.org/sqlite, pure Go, no cgo); see
-// internal/sqlstore for its settings (WAL, busy timeout, synchronous=FULL).
+// SQLite is embedded (modernc.org/sqlite, pure Go, no cgo). Every SQLite
+// connection runs in WAL mode (readers never block the writer, also across
+// processes), with synchronous=FULL (a call that returned survives a power
+// cut), foreign keys on, and a busy timeout of 10 s for a file another
+// process holds locked. The file is created on first use, with its -wal and
+// -shm companions beside it while it is open; its directory must exist.
+// PostgreSQL is reached with pgx (github.com/jackc/pgx/v5). A Repo keeps a
+// pool of at most 8 connections to SQLite and 16 to PostgreSQL, so that
+// many callers at once queue in the pool instead of exhausting the
+// server's connections.
+//
 // Open creates the tables, or migrates them to SchemaVersion, recording
-// the version in schema_migrations; a database migrated by a newer version
-// of this package is refused.
+// the version in schema_migrations; processes opening one database at once
+// migrate it once. A database migrated by a newer version of this package
+// is refused with an error matching ErrSchemaTooNew. Close the Repo when
+// done; calls after Close fail.
+//
+// # Errors and concurrency
+//
+// A Repo reports the sentinels of package template (template.ErrNotFound,
+// ErrInvalid, ErrConflict, ErrInUse, ErrTransition and their typed errors),
+// exactly as template.Memory does: both pass the conformance suite in
+// template/templatetest. A Repo is safe for concurrent use by multiple
+// goroutines, and several processes (or, with PostgreSQL, hosts) may share
+// one database; the transactions below say why that is sound.
 //
 // # Schema
 //
