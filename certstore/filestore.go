@@ -109,6 +109,10 @@ func OpenFileStore(path, password string, opts ...FileStoreOption) (*FileStore, 
 		if err != nil {
 			return nil, err
 		}
+		if emptyPEMBundle(path, data) && (s.format == 0 || s.format == FormatPEM) {
+			s.format = FormatPEM
+			break
+		}
 		got, err := DetectFormat(data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
@@ -142,6 +146,16 @@ func OpenFileStore(path, password string, opts ...FileStoreOption) (*FileStore, 
 		return nil, fmt.Errorf("certstore: %w", err)
 	}
 	return s, nil
+}
+
+// emptyPEMBundle reports whether data, the content of the store file at
+// path, is an empty PEM bundle: a .pem or .crt file with nothing but
+// white space, as deleting a bundle's last entry leaves it. (JKS and
+// PKCS12 stores are never empty files, so an empty file of another name
+// stays an error.)
+func emptyPEMBundle(path string, data []byte) bool {
+	ext := strings.ToLower(filepath.Ext(path))
+	return (ext == ".pem" || ext == ".crt") && len(bytes.TrimSpace(data)) == 0
 }
 
 // Path returns the path the store was opened with.
@@ -207,6 +221,9 @@ func (s *FileStore) readFile() (*fileContents, []byte, error) {
 	}
 	if err != nil {
 		return nil, nil, err
+	}
+	if s.format == FormatPEM && emptyPEMBundle(s.path, data) {
+		return &fileContents{exists: true, StoreContents: StoreContents{Format: FormatPEM}}, data, nil
 	}
 	f, err := DetectFormat(data)
 	if err != nil {

@@ -111,6 +111,27 @@ func TestFileStoreImportDelete(t *testing.T) {
 			if got, _ := s.Entries(ctx); !slices.Equal(ksSummary(got), want[:1]) {
 				t.Errorf("after Delete: %q, want %q", ksSummary(got), want[:1])
 			}
+
+			// Deleting the last entry leaves an empty store that can be
+			// read, opened anew and imported into (an empty PEM bundle is
+			// an empty file, which once read as "the store is empty" and
+			// broke every later call).
+			if err := s.Delete(ctx, "inter"); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.Entries(ctx); err != nil || len(got) != 0 {
+				t.Fatalf("after deleting the last entry: %q, %v; want no entries", ksSummary(got), err)
+			}
+			again := ksOpen(t, path, l.format)
+			if got, err := again.Entries(ctx); err != nil || len(got) != 0 {
+				t.Fatalf("reopened empty store: %q, %v; want no entries", ksSummary(got), err)
+			}
+			if err := again.Import(ctx, Entry{"root", p.Root}); err != nil {
+				t.Fatalf("importing into the emptied store: %v", err)
+			}
+			if got, err := s.Entries(ctx); err != nil || !slices.Equal(ksSummary(got), want[1:]) {
+				t.Errorf("after importing again: %q, %v; want %q", ksSummary(got), err, want[1:])
+			}
 		})
 	}
 }
