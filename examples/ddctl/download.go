@@ -86,14 +86,8 @@ func downloadCmd(ctx context.Context, e env, args []string) error {
 	fs := newFlags("download")
 	var f downloadFlags
 	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(e.stderr, "usage: ddctl download %s\n\nflags:\n", downloadUsage)
-			fs.SetOutput(e.stderr)
-			fs.PrintDefaults()
-			return &exitError{code: 0}
-		}
-		return usageErr("%v", err)
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })

@@ -141,10 +141,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return finish(stderr, args[0]+" "+args[1], c, c.run(ctx, e, args[2:]))
 }
 
+// helpRequest is -h or -help: finish prints the command's usage and its
+// flags, and ddctl exits 0.
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (*helpRequest) Error() string { return "help requested" }
+
 // finish prints the error err of command c (named as typed, such as
 // "qcow2 create") and returns ddctl's exit code for it.
 func finish(stderr io.Writer, name string, c command, err error) int {
 	if err == nil {
+		return 0
+	}
+	var help *helpRequest
+	if errors.As(err, &help) {
+		fmt.Fprintf(stderr, "usage: ddctl %s %s\n\nflags:\n", name, c.usage)
+		help.fs.SetOutput(stderr)
+		help.fs.PrintDefaults()
 		return 0
 	}
 	var x *exitError
@@ -212,7 +225,7 @@ func newFlags(name string) *flag.FlagSet {
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return usageErr("")
+			return &helpRequest{fs}
 		}
 		return usageErr("%v", err)
 	}

@@ -252,3 +252,25 @@ func TestQcow2CheckExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryCommandHelp: -h of every command prints its usage and every
+// flag it takes on stderr and exits 0, so the synopsis in the package
+// documentation can be checked against it (internal/doccheck does).
+func TestEveryCommandHelp(t *testing.T) {
+	var names []string
+	for n := range singles {
+		names = append(names, n)
+	}
+	for g, cmds := range groups {
+		for n := range cmds {
+			names = append(names, g+" "+n)
+		}
+	}
+	for _, name := range names {
+		args := append(strings.Fields(name), "-h")
+		code, stdout, stderr := ddctl(t, args...)
+		if code != 0 || stdout != "" || !strings.HasPrefix(stderr, "usage: ddctl "+name+" ") || !strings.Contains(stderr, "\nflags:\n") {
+			t.Errorf("%s -h: exit %d, stdout %q, stderr %q; want 0, the usage and the flags on stderr", name, code, stdout, stderr)
+		}
+	}
+}
