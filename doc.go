@@ -67,6 +67,11 @@
 //     commands).
 //   - examples/quickstart: a tour of all of them that runs on this machine
 //     only, with no network and no setup.
+//   - examples/agent: a KVM-side agent on the public packages only, with
+//     an authenticated HTTP JSON API (download into the pool, import and
+//     revoke certificates, report the inventory, prepare a migration), and
+//     its Go client, which is a certstore.TrustStore an orchestrator's
+//     Registry can sync.
 //
 // Helpers that several packages share live under internal/, each package
 // with a specific name; they are not part of the API.
