@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/directdl/directdl/internal/checksum"
@@ -244,6 +245,18 @@ func checkPlan(p *Plan) (realPaths, error) {
 				if l.DestinationPath == "" || l.Unread {
 					return bad(d.Label, d.Destination, "a backing layer has no destination path")
 				}
+			}
+			// The disk's backing name is what QEMU opens; it must be
+			// the layer whose format, size and digest the plan checks,
+			// or a plan from JSON could link a disk to any file.
+			switch {
+			case isProtocol(d.Backing) || strings.HasPrefix(d.Backing, "json:"):
+				return bad(d.Label, d.Destination, "backing name %q is a protocol or JSON name", d.Backing)
+			case d.BackingFormat != "qcow2" && d.BackingFormat != "raw":
+				return bad(d.Label, d.Destination, "backing format %q", d.BackingFormat)
+			case filepath.Clean(backingTarget(d.Destination, d.Backing)) != filepath.Clean(d.Chain[1].DestinationPath):
+				return bad(d.Label, d.Destination, "backing name %q resolves to %s, not to the base the plan checks (%s)",
+					d.Backing, filepath.Clean(backingTarget(d.Destination, d.Backing)), d.Chain[1].DestinationPath)
 			}
 		}
 		seen[d.Label] = true
@@ -526,4 +539,14 @@ func syncDir(dir string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// backingTarget is the file QEMU opens for backing name of the image at
+// path: an absolute name as it is, a relative one from the image's
+// directory.
+func backingTarget(path, name string) string {
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(filepath.Dir(path), name)
 }

@@ -354,3 +354,50 @@ func TestPrepareChecksTheBaseItLinksTo(t *testing.T) {
 		})
 	}
 }
+
+// TestPrepareRefusesTamperedBacking: a plan may come from JSON; the backing
+// name a linked disk is created with must be the layer the plan checks,
+// or a plan could link a disk to any file on the destination.
+func TestPrepareRefusesTamperedBacking(t *testing.T) {
+	t.Parallel()
+	secret := filepath.Join(t.TempDir(), "secret.raw")
+	if err := os.WriteFile(secret, make([]byte, baseSize), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		tamper func(d *migrate.DiskPlan)
+		want   string
+	}{
+		{"absolute name elsewhere", func(d *migrate.DiskPlan) { d.Backing, d.BackingFormat = secret, "raw" }, "not to the base the plan checks"},
+		{"relative name going up", func(d *migrate.DiskPlan) { d.Backing = "../" + filepath.Base(secret) }, "not to the base the plan checks"},
+		{"JSON name", func(d *migrate.DiskPlan) {
+			d.Backing = `json:{"driver":"raw","file":{"driver":"file","filename":"` + secret + `"}}`
+		}, "protocol or JSON name"},
+		{"protocol name", func(d *migrate.DiskPlan) { d.Backing = "nbd:127.0.0.1:10809" }, "protocol or JSON name"},
+		{"other format", func(d *migrate.DiskPlan) { d.BackingFormat = "vmdk" }, `backing format "vmdk"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHosts(t)
+			spec := linkedVM(t, h)
+			copyFile(t, filepath.Join(h.src, "tmpl.qcow2"), filepath.Join(h.dst, "tmpl.qcow2"))
+			p := mustPlan(t, spec, nil)
+			wantStrategy(t, p, "vda", migrate.Linked)
+			for i := range p.Disks {
+				if p.Disks[i].Label == "vda" {
+					tc.tamper(&p.Disks[i])
+				}
+			}
+			before := snapshot(t, h.dst)
+			_, err := migrate.Prepare(context.Background(), p, nil)
+			var pe *migrate.PrepareError
+			if !errors.As(err, &pe) || pe.Step != "check" || pe.Disk != "vda" || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want a check error for vda saying %q", err, tc.want)
+			}
+			if after := snapshot(t, h.dst); !reflect.DeepEqual(before, after) {
+				t.Errorf("destination changed:\n%v\n%v", before, after)
+			}
+		})
+	}
+}
