@@ -270,11 +270,38 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 
 // outsidePool refuses a trust store inside the pool, where a download
 // could replace it.
+// Both are compared as the kernel resolves them: the pool, the store's
+// directory and the store itself (when it is a symbolic link, even a
+// dangling one) with their symbolic links followed.
 func outsidePool(store, pool string) error {
-	s, err1 := filepath.Abs(store)
-	p, err2 := filepath.Abs(pool)
-	if err := errors.Join(err1, err2); err != nil {
+	p, err := filepath.EvalSymlinks(pool)
+	if err != nil {
+		return nil // no pool: the agent's own checks say so
+	}
+	p, err = filepath.Abs(p)
+	if err != nil {
 		return err
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(store))
+	if err != nil {
+		return nil // OpenFileStore names the missing directory
+	}
+	s, err := filepath.Abs(filepath.Join(dir, filepath.Base(store)))
+	if err != nil {
+		return err
+	}
+	for range 40 { // as the kernel's limit on links followed
+		target, err := os.Readlink(s)
+		if err != nil {
+			break // not a link (or absent): s is where the store is
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(s), target)
+		}
+		if d, err := filepath.EvalSymlinks(filepath.Dir(target)); err == nil {
+			target = filepath.Join(d, filepath.Base(target))
+		}
+		s = target
 	}
 	if rel, err := filepath.Rel(p, s); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return fmt.Errorf("trust store %s is inside the pool %s, where a download could replace it; keep it elsewhere", store, pool)

@@ -200,6 +200,11 @@ func New(cfg Config) (*Agent, error) {
 	if err := os.Mkdir(a.incoming, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	// Downloads land here before they are vetted: a symbolic link would
+	// put them outside the pool.
+	if fi, err := os.Lstat(a.incoming); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("agent: the staging directory %s must be a directory of the pool, not a symbolic link or a file; remove it", a.incoming)
+	}
 	// Last: the notifier starts the goroutine Close ends.
 	if cfg.Callback != "" {
 		if a.notify, err = newNotifier(cfg.Callback, cfg.Token, cfg.CallbackClient, a.log); err != nil {
@@ -236,6 +241,11 @@ func (a *Agent) Close(ctx context.Context) error {
 	select {
 	case <-done:
 	case <-ctx.Done():
+		// The callback's sender ends too; events of jobs still ending
+		// are dropped.
+		if a.notify != nil {
+			a.notify.close(ctx)
+		}
 		return ctx.Err()
 	}
 	a.client.CloseIdleConnections()
@@ -279,8 +289,13 @@ func (a *Agent) routes() {
 	})
 }
 
-// ServeHTTP serves the API.
+// ServeHTTP serves the API. The token is checked before anything else
+// but GET /v1/health, so that without it no answer (a 404, or the mux's
+// redirect of an unclean path) tells which routes exist.
 func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !(r.URL.Path == "/v1/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead)) && !a.authorized(w, r) {
+		return
+	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		a.unmatched.ServeHTTP(w, r)
 		return
@@ -303,20 +318,28 @@ func (r *statusRecorder) WriteHeader(status int)      { r.status = status }
 // in constant time (of hashes, so that the length does not leak either).
 func (a *Agent) auth(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		if !ok || subtle.ConstantTimeCompare(sum[:], a.token[:]) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="directdl-agent"`)
-			msg := "missing bearer token; send Authorization: Bearer TOKEN"
-			if ok {
-				msg = "wrong bearer token"
-			}
-			a.log.Warn("unauthorized request", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
-			writeError(w, http.StatusUnauthorized, &ErrorBody{Error: msg})
-			return
+		if a.authorized(w, r) {
+			h(w, r)
 		}
-		h(w, r)
 	})
+}
+
+// authorized reports whether r carries the token, and answers 401 when it
+// does not.
+func (a *Agent) authorized(w http.ResponseWriter, r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	if ok && subtle.ConstantTimeCompare(sum[:], a.token[:]) == 1 {
+		return true
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="directdl-agent"`)
+	msg := "missing bearer token; send Authorization: Bearer TOKEN"
+	if ok {
+		msg = "wrong bearer token"
+	}
+	a.log.Warn("unauthorized request", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("remote", r.RemoteAddr))
+	writeError(w, http.StatusUnauthorized, &ErrorBody{Error: msg})
+	return false
 }
 
 func (a *Agent) health(w http.ResponseWriter, r *http.Request) {

@@ -39,11 +39,12 @@
 // the trust store as it is at each new connection. The file lands in the
 // hidden directory IncomingDir of the pool; a qcow2 image must pass
 // qcow2.Vet (a template naming a backing file or an external data file is
-// refused), and only then is the file renamed into the pool. A failed
+// refused), and only then is the file linked into the pool. A failed
 // job leaves nothing new in the pool. A cancelled one (DELETE, or Close)
 // leaves what it fetched in IncomingDir, and the same request resumes it.
 // One job at a time per name: a second request for a name being
-// downloaded is a 409.
+// downloaded is a 409, and so is a name the pool already holds (a download
+// never replaces a file of the pool).
 //
 // # State
 //

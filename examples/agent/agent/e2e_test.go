@@ -1,6 +1,7 @@
 package agent_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -169,9 +170,21 @@ func TestConcurrentDownloads(t *testing.T) {
 	t.Parallel()
 	const size = 1 << 20
 	tmpls := [][]byte{makeTemplate(t, 1<<30, size), makeTemplate(t, 2<<30, size), makeTemplate(t, 3<<30, size)}
+	// Every response stops after its first 64 KiB until the test has
+	// seen two jobs running part way and the third queued: what it checks
+	// cannot depend on how fast the machine is.
+	gate := make(chan struct{})
+	var gateOnce sync.Once
+	open := func() { gateOnce.Do(func() { close(gate) }) }
+	defer open()
+	gated := func(data []byte) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.ServeContent(&gatedWriter{ResponseWriter: w, gate: gate, before: 64 << 10}, r, "", time.Time{}, bytes.NewReader(data))
+		})
+	}
 	srv := faultserver.StartTest(t,
-		resource("/a.qcow2", tmpls[0]), resource("/b.qcow2", tmpls[1]), resource("/c.qcow2", tmpls[2]),
-		faultserver.WithFaults(faultserver.Faults{Rate: 512 << 10}))
+		faultserver.WithHandler("/a.qcow2", gated(tmpls[0])), faultserver.WithHandler("/b.qcow2", gated(tmpls[1])),
+		faultserver.WithHandler("/c.qcow2", gated(tmpls[2])))
 	ta := startAgent(t, func(c *agent.Config) { c.Parallel = 2; c.Connections = 2 })
 	ctx := ctxT(t)
 	// Hidden files are not images; the inventory must not show them.
@@ -233,6 +246,9 @@ func TestConcurrentDownloads(t *testing.T) {
 			t.Fatalf("%d jobs running at once with Parallel 2", running)
 		}
 		bothRunning = bothRunning || running == 2
+		if bothRunning && queuedSeen && len(partial) == 2 {
+			open()
+		}
 		if final == 3 {
 			break
 		}
@@ -871,4 +887,34 @@ func mustPKI(t *testing.T) *faultserver.PKI {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// gatedWriter passes the first before bytes of a response, flushed, and
+// then waits for gate to close before writing more.
+type gatedWriter struct {
+	http.ResponseWriter
+	gate   <-chan struct{}
+	before int
+	passed bool
+}
+
+func (g *gatedWriter) Write(b []byte) (int, error) {
+	written := 0
+	if g.before > 0 {
+		k, err := g.ResponseWriter.Write(b[:min(len(b), g.before)])
+		g.before -= k
+		written, b = k, b[k:]
+		if err != nil || len(b) == 0 {
+			return written, err
+		}
+	}
+	if !g.passed {
+		if f, ok := g.ResponseWriter.(http.Flusher); ok {
+			f.Flush()
+		}
+		<-g.gate
+		g.passed = true
+	}
+	m, err := g.ResponseWriter.Write(b)
+	return written + m, err
 }

@@ -59,9 +59,15 @@ func (a *Agent) postDownload(w http.ResponseWriter, r *http.Request) {
 type ConflictError struct {
 	Name string
 	Job  string // the id of the job holding the name
+	// Exists is set when the pool already holds a file of that name,
+	// which a download never replaces.
+	Exists bool
 }
 
 func (e *ConflictError) Error() string {
+	if e.Exists {
+		return fmt.Sprintf("agent: the pool already holds %q, which a download never replaces; download under another name", e.Name)
+	}
 	if e.Job == preparing.ID {
 		return fmt.Sprintf("agent: a migration prepare is writing %q; try again when it has finished", e.Name)
 	}
@@ -83,6 +89,11 @@ func (a *Agent) Start(req DownloadRequest) (Job, error) {
 	}
 	if other, ok := a.active[req.Name]; ok {
 		return Job{}, &ConflictError{Name: req.Name, Job: other.ID}
+	}
+	// A download never replaces a file of the pool: a VM's disk, or a
+	// template other disks rest on, would change under them.
+	if _, err := os.Lstat(filepath.Join(a.pool, req.Name)); err == nil {
+		return Job{}, &ConflictError{Name: req.Name, Exists: true}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &job{
@@ -271,10 +282,18 @@ func vet(path, format string) (string, int64, error) {
 	return "qcow2", v.VirtualSize, nil
 }
 
-// install moves the vetted file from staging into the pool and syncs the
-// pool's directory, so the name survives a crash.
+// install links the vetted file from staging into the pool, never over a
+// file that appeared there meanwhile (link(2) fails where rename(2) would
+// replace it), and syncs the pool's directory, so the name survives a
+// crash.
 func install(staging, dest string) error {
-	if err := os.Rename(staging, dest); err != nil {
+	if err := os.Link(staging, dest); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("agent: the pool already holds %s, which a download never replaces", filepath.Base(dest))
+		}
+		return fmt.Errorf("agent: moving into the pool: %w", err)
+	}
+	if err := os.Remove(staging); err != nil {
 		return fmt.Errorf("agent: moving into the pool: %w", err)
 	}
 	return syncDir(filepath.Dir(dest))

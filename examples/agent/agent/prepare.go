@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 
 	"github.com/directdl/directdl/download"
@@ -61,6 +63,37 @@ func (a *Agent) checkPlanPaths(p *migrate.Plan) error {
 			return err
 		}
 	}
+	// A linked disk rests on a base in the pool, named plainly: a plan
+	// could otherwise create a disk backed by any file of the host.
+	// (migrate.Prepare checks that the name is the layer it verifies.)
+	for _, d := range p.Disks {
+		if d.Strategy != migrate.Linked {
+			continue
+		}
+		if err := ValidateName(d.Backing); err != nil {
+			return badField("disks.backing", "disk %s: %v; bases must be files of the pool", d.Label, err)
+		}
+		for _, l := range d.Chain[1:] {
+			if err := check("disks.chain.destination-path", l.DestinationPath); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// vettingFetcher is the Fetcher of a prepare: a template it fetches goes
+// through the same checks as a download's before migrate.Prepare uses it.
+type vettingFetcher struct{ c *download.Client }
+
+func (f vettingFetcher) Fetch(ctx context.Context, url, path, checksum string) error {
+	if err := f.c.Fetch(ctx, url, path, checksum); err != nil {
+		return err
+	}
+	if _, _, err := vet(path, ""); err != nil {
+		os.Remove(path)
+		return err
+	}
 	return nil
 }
 
@@ -74,11 +107,15 @@ func (a *Agent) prepare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := a.claimNames(plan); err != nil {
-		writeError(w, http.StatusConflict, &ErrorBody{Error: err.Error()})
+		status := http.StatusConflict
+		if errors.Is(err, ErrClosed) {
+			status = http.StatusServiceUnavailable
+		}
+		writeError(w, status, &ErrorBody{Error: err.Error()})
 		return
 	}
 	defer a.releaseNames(plan)
-	done, err := migrate.Prepare(r.Context(), plan, a.client)
+	done, err := migrate.Prepare(r.Context(), plan, vettingFetcher{a.client})
 	var pe *migrate.PrepareError
 	switch {
 	case errors.Is(err, migrate.ErrPreflight):

@@ -50,7 +50,8 @@ type Option func(*Client)
 
 // WithHTTPClient sends requests through hc, for an agent served over
 // HTTPS with a private CA (set hc's Transport's TLSClientConfig) or for
-// other timeouts. Default: a client with a 60s timeout per request.
+// a timeout per request. Default: a client with no timeout of its own;
+// each call's ctx bounds it.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(c *Client) { c.http = hc }
 }
@@ -65,7 +66,10 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	if token == "" {
 		return nil, errors.New("agentclient: empty token")
 	}
-	c := &Client{base: u, token: token, http: &http.Client{Timeout: 60 * time.Second}}
+	// No client-wide timeout: a prepare that fetches a template, or an
+	// inventory that hashes a pool, takes as long as it takes; each call's
+	// ctx bounds it.
+	c := &Client{base: u, token: token, http: &http.Client{}}
 	for _, o := range opts {
 		o(c)
 	}
