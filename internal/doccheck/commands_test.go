@@ -1,4 +1,4 @@
-//go:build unix
+//go:build linux
 
 package doccheck
 
@@ -167,12 +167,18 @@ const nestedEnv = "DIRECTDL_DOCCHECK_NESTED"
 // temporary directory, so mktemp -d cleans up with it.
 func runShell(t *testing.T, dir, script string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), blockTimeout)
+	timeout := blockTimeout
+	if d, ok := t.Deadline(); ok {
+		// End before go test's own timeout does, which would panic
+		// without killing the block's processes.
+		timeout = min(timeout, time.Until(d)*9/10)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "TMPDIR="+t.TempDir(), nestedEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second
 	var out bytes.Buffer
@@ -350,11 +356,14 @@ func TestPackageDocCommands(t *testing.T) {
 	checked := 0
 	for pkgDir, lines := range byDir {
 		name := pathBase(pkgDir)
+		// Named by the whole directory: examples/agent and
+		// examples/agent/agent would both be "agent".
+		exe := filepath.Join(bin, strings.ReplaceAll(pkgDir, "/", "_"))
 		var help map[string]string // -h output by subcommand path
 		usage := func(t *testing.T, sub string) string {
 			if help == nil {
 				help = map[string]string{}
-				out, err := runShell(t, dir, "go build -o "+filepath.Join(bin, name)+" ./"+pkgDir)
+				out, err := runShell(t, dir, "go build -o "+exe+" ./"+pkgDir)
 				if err != nil {
 					t.Fatalf("building %s: %v\n%s", pkgDir, err, out)
 				}
@@ -363,7 +372,9 @@ func TestPackageDocCommands(t *testing.T) {
 				return h
 			}
 			args := append(strings.Fields(sub), "-h")
-			out, _ := exec.Command(filepath.Join(bin, name), args...).CombinedOutput() // -h exits 0 or 2
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			out, _ := exec.CommandContext(ctx, exe, args...).CombinedOutput() // -h exits 0 or 2
 			help[sub] = string(out)
 			return help[sub]
 		}
