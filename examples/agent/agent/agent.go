@@ -285,7 +285,7 @@ func (a *Agent) routes() {
 		if status == http.StatusMethodNotAllowed {
 			msg = fmt.Sprintf("%s %s: method not allowed; use %s", r.Method, r.URL.Path, rec.header.Get("Allow"))
 		}
-		writeError(w, status, &ErrorBody{Error: msg})
+		writeError(w, status, &ErrorBody{Error: msg, NoEndpoint: status == http.StatusNotFound})
 	})
 }
 

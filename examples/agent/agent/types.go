@@ -198,4 +198,8 @@ type ErrorBody struct {
 	Step string `json:"step,omitempty"`
 	Disk string `json:"disk,omitempty"`
 	Path string `json:"path,omitempty"`
+	// NoEndpoint marks a 404 for a path the API does not have (not an
+	// absent job or alias): a client pointed at the wrong URL must not
+	// take it for "already deleted".
+	NoEndpoint bool `json:"no-endpoint,omitempty"`
 }

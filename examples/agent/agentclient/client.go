@@ -90,20 +90,26 @@ type APIError struct {
 	Method, Path string
 	Status       int
 	agent.ErrorBody
+	foreign bool // the body is not the agent's JSON error
 }
 
 func (e *APIError) Error() string {
 	return fmt.Sprintf("agentclient: %s %s: %d %s: %s", e.Method, e.Path, e.Status, http.StatusText(e.Status), e.ErrorBody.Error)
 }
 
-// Unwrap returns the sentinel of the status; a 404 matches
-// certstore.ErrNotFound too, as a TrustStore's Delete must.
+// Unwrap returns the sentinel of the status; the agent's 404 for an
+// absent job or alias matches certstore.ErrNotFound too, as a TrustStore's
+// Delete must. A 404 for a path the agent does not serve, or one without
+// the agent's error body (a proxy's), matches ErrNotFound only: a registry
+// must not record a certificate as revoked from a host it never reached.
 func (e *APIError) Unwrap() []error {
 	switch {
 	case e.Status == http.StatusBadRequest:
 		return []error{ErrBadRequest}
 	case e.Status == http.StatusUnauthorized:
 		return []error{ErrUnauthorized}
+	case e.Status == http.StatusNotFound && (e.NoEndpoint || e.foreign):
+		return []error{ErrNotFound}
 	case e.Status == http.StatusNotFound:
 		return []error{ErrNotFound, certstore.ErrNotFound}
 	case e.Status == http.StatusConflict:
@@ -154,6 +160,7 @@ func (c *Client) doQuery(ctx context.Context, method, path string, query url.Val
 		e := &APIError{Method: method, Path: path, Status: resp.StatusCode}
 		if json.Unmarshal(data, &e.ErrorBody) != nil || e.ErrorBody.Error == "" {
 			e.ErrorBody.Error = strings.TrimSpace(string(data))
+			e.foreign = true
 		}
 		return e
 	}
