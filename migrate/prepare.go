@@ -55,7 +55,9 @@ func (e *PrepareError) Unwrap() []error { return []error{ErrPrepare, e.Err} }
 // Prepare creates on the destination what p calls for, and must run where
 // the destination's storage is (the destination host). First it fetches
 // every base in p.Fetches with fetcher (nil when there are none) and checks
-// the fetched file's format and virtual size against the source's base;
+// the fetched file's format and virtual size against the source's base,
+// and a qcow2 base against qcow2.Vet (no backing file, no external data
+// file, not dirty), as a downloaded template would be;
 // then it creates every disk: for Linked, a qcow2 overlay with the source's
 // backing name and format; for Full, an empty image with no backing; both
 // of exactly the source's virtual size.
@@ -68,7 +70,8 @@ func (e *PrepareError) Unwrap() []error { return []error{ErrPrepare, e.Err} }
 // file; a base is fetched into a private directory beside its path and
 // linked into place, so nothing a failed fetch leaves behind survives it.
 // Prepare checks the plan itself (it may have been read from JSON): every
-// path must resolve, symlinks followed, inside the destination directory.
+// path must resolve, symlinks followed, inside the destination directory,
+// and a linked disk's backing name must name the base the plan checks.
 // When a step fails, Prepare removes every file and directory it created,
 // so the destination is as it was, and returns a *PrepareError.
 func Prepare(ctx context.Context, p *Plan, fetcher Fetcher) (*Prepared, error) {
@@ -451,6 +454,12 @@ func checkBase(f Fetch, path string) error {
 		if img.BackingFile != "" {
 			return fmt.Errorf("the fetched base names a backing file (%q); a template must not", img.BackingFile)
 		}
+		// What else makes a downloaded template unsafe for QEMU (an
+		// external data file, the dirty bit, a broken header): the same
+		// verdict a download is given.
+		if err := vetBase(path, f.VirtualSize); err != nil {
+			return err
+		}
 	case "raw":
 		isQ, err := hasQcow2Magic(path)
 		if err != nil {
@@ -463,6 +472,28 @@ func checkBase(f Fetch, path string) error {
 		if isQ || fi.Size() != f.VirtualSize {
 			return fmt.Errorf("the fetched base is not the raw image of %d bytes the source's base is", f.VirtualSize)
 		}
+	}
+	return nil
+}
+
+// vetBase gives the fetched qcow2 base at path qcow2.Vet's verdict, with
+// no size limit beyond the source base's own.
+func vetBase(path string, size int64) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	v, err := qcow2.Vet(fh, qcow2.Policy{MaxVirtualSize: max(size, 1)})
+	if err != nil {
+		return err
+	}
+	if !v.Safe {
+		msgs := make([]string, len(v.Problems))
+		for i, p := range v.Problems {
+			msgs[i] = p.Code + ": " + p.Message
+		}
+		return fmt.Errorf("the fetched base is not safe to give QEMU: %s", strings.Join(msgs, "; "))
 	}
 	return nil
 }

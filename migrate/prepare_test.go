@@ -270,6 +270,34 @@ func TestPrepareRollsBack(t *testing.T) {
 			t.Errorf("destination changed:\n%v\n%v", before, after)
 		}
 	})
+	t.Run("fetched base is unsafe", func(t *testing.T) {
+		t.Parallel()
+		h, p := setup(t)
+		// The right size and no backing file, but marked dirty (the
+		// incompatible feature bit 0 at header offset 72): QEMU would
+		// repair it on open, and a template from a download must not be
+		// given to it so.
+		dirty := filepath.Join(h.src, "dirty.qcow2")
+		qcowBase(t, dirty, baseSize, 0)
+		fh, err := os.OpenFile(dirty, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fh.WriteAt([]byte{0, 0, 0, 0, 0, 0, 0, 1}, 72); err != nil {
+			t.Fatal(err)
+		}
+		fh.Close()
+		p.Fetches[0].URL = "file://" + dirty
+		before := snapshot(t, h.dst)
+		_, err = migrate.Prepare(ctx, p, &copyFetcher{})
+		var pe *migrate.PrepareError
+		if !errors.As(err, &pe) || pe.Step != "verify" || !strings.Contains(err.Error(), "not safe to give QEMU") {
+			t.Fatalf("got %v, want a verify error saying the base is unsafe", err)
+		}
+		if after := snapshot(t, h.dst); !reflect.DeepEqual(before, after) {
+			t.Errorf("destination changed:\n%v\n%v", before, after)
+		}
+	})
 	t.Run("a file in the way stops it before any change", func(t *testing.T) {
 		t.Parallel()
 		h, p := setup(t)

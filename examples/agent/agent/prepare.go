@@ -1,12 +1,10 @@
 package agent
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 
 	"github.com/directdl/directdl/download"
@@ -82,21 +80,6 @@ func (a *Agent) checkPlanPaths(p *migrate.Plan) error {
 	return nil
 }
 
-// vettingFetcher is the Fetcher of a prepare: a template it fetches goes
-// through the same checks as a download's before migrate.Prepare uses it.
-type vettingFetcher struct{ c *download.Client }
-
-func (f vettingFetcher) Fetch(ctx context.Context, url, path, checksum string) error {
-	if err := f.c.Fetch(ctx, url, path, checksum); err != nil {
-		return err
-	}
-	if _, _, err := vet(path, ""); err != nil {
-		os.Remove(path)
-		return err
-	}
-	return nil
-}
-
 func (a *Agent) prepare(w http.ResponseWriter, r *http.Request) {
 	plan, err := DecodePlan(r.Body)
 	if err == nil {
@@ -115,7 +98,7 @@ func (a *Agent) prepare(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer a.releaseNames(plan)
-	done, err := migrate.Prepare(r.Context(), plan, vettingFetcher{a.client})
+	done, err := migrate.Prepare(r.Context(), plan, a.client)
 	var pe *migrate.PrepareError
 	switch {
 	case errors.Is(err, migrate.ErrPreflight):
