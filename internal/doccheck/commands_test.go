@@ -73,6 +73,9 @@ func shellBlocks(file string, md []byte) []shellBlock {
 			cur.text += line + "\n"
 		}
 	}
+	if cur != nil {
+		blocks = append(blocks, *cur) // unclosed at the end: Markdown shows it all the same
+	}
 	return blocks
 }
 
@@ -333,6 +336,10 @@ var goCommand = regexp.MustCompile(`^go (run|test|build|vet) \./\S*( [^#]*)?(#.*
 // space, "[" or "|".
 var synopsisFlags = regexp.MustCompile(`(?:^|[\s\[|])(-[A-Za-z][A-Za-z0-9-]*)`)
 
+// subcommandWord is a word of a synopsis that names a subcommand (qcow2,
+// create), not a flag or a placeholder (FILE, [flags]).
+var subcommandWord = regexp.MustCompile(`^[a-z][a-z0-9]*$`)
+
 // TestPackageDocCommands checks the commands shown in package
 // documentation: `go run ./...` and `go test ./...` lines are run as
 // written from the root of a copy of the module; the synopsis lines of a
@@ -400,7 +407,7 @@ func TestPackageDocCommands(t *testing.T) {
 			case isMain && strings.HasPrefix(l.text, name+" "):
 				var sub []string
 				for _, w := range strings.Fields(l.text)[1:] {
-					if !regexp.MustCompile(`^[a-z][a-z0-9]*$`).MatchString(w) {
+					if !subcommandWord.MatchString(w) {
 						break
 					}
 					sub = append(sub, w)

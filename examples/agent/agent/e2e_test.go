@@ -371,27 +371,10 @@ func TestRejectedDownloads(t *testing.T) {
 func TestCancelResume(t *testing.T) {
 	t.Parallel()
 	const size = 8 << 20
-	srv := faultserver.StartTest(t,
-		faultserver.WithResource(faultserver.PatternResource("/big.raw", 7, size)),
-		faultserver.WithFaults(faultserver.Faults{Rate: 256 << 10}))
-	v, _ := srv.Version("/big.raw")
-	want := sha256Of(t, v.Content)
+	srv, req, want := slowResource(t, "big.raw", 7, size)
 	ta := startAgent(t, func(c *agent.Config) { c.Connections = 1 })
 	ctx := ctxT(t)
-	req := agent.DownloadRequest{URL: srv.URL("/big.raw"), Name: "big.raw", Checksum: want}
-	j, err := ta.c.Download(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for j.Done < 512<<10 {
-		if j.State.Final() {
-			t.Fatalf("job ended before it was cancelled: %+v", j)
-		}
-		time.Sleep(10 * time.Millisecond)
-		if j, err = ta.c.Job(ctx, j.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	j := ta.downloadPartly(t, req, 512<<10)
 	c, err := ta.c.Cancel(ctx, j.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -453,28 +436,14 @@ func TestCancelResume(t *testing.T) {
 func TestRestartResumes(t *testing.T) {
 	t.Parallel()
 	const size = 4 << 20
-	srv := faultserver.StartTest(t,
-		faultserver.WithResource(faultserver.PatternResource("/t.raw", 3, size)),
-		faultserver.WithFaults(faultserver.Faults{Rate: 256 << 10}))
-	v, _ := srv.Version("/t.raw")
-	want := sha256Of(t, v.Content)
+	srv, req, want := slowResource(t, "t.raw", 3, size)
 	first := startAgent(t, func(c *agent.Config) { c.Connections = 1 })
 	ctx := ctxT(t)
-	req := agent.DownloadRequest{URL: srv.URL("/t.raw"), Name: "t.raw", Checksum: want}
-	j, err := first.c.Download(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for j.Done < 512<<10 {
-		time.Sleep(10 * time.Millisecond)
-		if j, err = first.c.Job(ctx, j.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
+	j := first.downloadPartly(t, req, 512<<10)
 	if err := first.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if j, err = first.c.Job(ctx, j.ID); err != nil || j.State != agent.Canceled {
+	if j, err := first.c.Job(ctx, j.ID); err != nil || j.State != agent.Canceled {
 		t.Fatalf("job after Close: %+v, %v", j, err)
 	}
 	if _, err := first.c.Download(ctx, req); !errors.Is(err, agentclient.ErrServer) {
@@ -487,6 +456,39 @@ func TestRestartResumes(t *testing.T) {
 	if j.State != agent.Done || j.Digest != want || j.ResumedFrom <= 0 {
 		t.Fatalf("job on the restarted agent: %+v", j)
 	}
+}
+
+// slowResource serves size bytes of pattern seed as /name at 256 KiB/s,
+// and returns the request for them and their digest.
+func slowResource(t *testing.T, name string, seed uint64, size int64) (*faultserver.Server, agent.DownloadRequest, string) {
+	t.Helper()
+	srv := faultserver.StartTest(t,
+		faultserver.WithResource(faultserver.PatternResource("/"+name, seed, size)),
+		faultserver.WithFaults(faultserver.Faults{Rate: 256 << 10}))
+	v, _ := srv.Version("/" + name)
+	want := sha256Of(t, v.Content)
+	return srv, agent.DownloadRequest{URL: srv.URL("/" + name), Name: name, Checksum: want}, want
+}
+
+// downloadPartly starts req and returns its job once at least n bytes
+// have arrived, failing if it ends before.
+func (ta *testAgent) downloadPartly(t *testing.T, req agent.DownloadRequest, n int64) agent.Job {
+	t.Helper()
+	ctx := ctxT(t)
+	j, err := ta.c.Download(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j.Done < n {
+		if j.State.Final() {
+			t.Fatalf("job ended before %d bytes had arrived: %+v", n, j)
+		}
+		time.Sleep(10 * time.Millisecond)
+		if j, err = ta.c.Job(ctx, j.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return j
 }
 
 func sha256Of(t *testing.T, r *io.SectionReader) string {
